@@ -1,0 +1,107 @@
+"""Checks of the MuData a user registers or embeds, with errors that name the problem and the fix."""
+
+from __future__ import annotations
+
+import numpy as np
+from mudata import MuData
+from scipy import sparse
+
+
+def _layer(adata, layer: str | None, modality: str):
+    if layer is None:
+        return adata.X
+    if layer not in adata.layers:
+        raise KeyError(
+            f"Layer {layer!r} is not in mdata[{modality!r}].layers (it has {list(adata.layers)}): pass the layer "
+            "that holds the raw counts, or None for .X."
+        )
+    return adata.layers[layer]
+
+
+def check_counts(x, modality: str, obs_names) -> None:
+    """Raise if counts are non-finite, negative, or if a cell has no counts at all."""
+    values = x.data if sparse.issparse(x) else np.asarray(x)
+    if not np.issubdtype(values.dtype, np.number):
+        raise TypeError(f"The {modality} counts are not numeric ({values.dtype}).")
+    if not np.isfinite(values).all():
+        raise ValueError(f"The {modality} counts contain NaN or infinite values: register raw counts.")
+    if (values < 0).any():
+        raise ValueError(
+            f"The {modality} counts contain negative values: register raw (non-negative) counts, not normalised or "
+            "scaled data."
+        )
+    totals = np.asarray(x.sum(1)).ravel()
+    empty = np.flatnonzero(totals == 0)
+    if len(empty):
+        names = ", ".join(map(str, np.asarray(obs_names)[empty[:5]]))
+        raise ValueError(
+            f"{len(empty)} cells have zero {modality} counts (e.g. {names}); remove them first, e.g. "
+            f"mu.pp.filter_obs(mdata, '{modality}:total_counts', lambda x: x > 0) after computing QC metrics, "
+            "or subset mdata to cells with counts in both modalities."
+        )
+
+
+def check_mudata(mdata: MuData, rna: str, protein: str, rna_layer: str | None, protein_layer: str | None) -> None:
+    """Check that ``mdata`` holds usable RNA and protein counts of the same cells in the same order."""
+    if not isinstance(mdata, MuData):
+        raise TypeError(
+            f"Expected a MuData object, got {type(mdata).__name__}; indiseek.datasets.from_anndata converts an "
+            "AnnData with protein counts in .obsm."
+        )
+    for name in (rna, protein):
+        if name not in mdata.mod:
+            raise KeyError(
+                f"Modality {name!r} is not in the MuData (it has {list(mdata.mod)}): pass "
+                "modalities={'rna_layer': <RNA modality>, 'protein_layer': <protein modality>}."
+            )
+    if rna == protein:
+        raise ValueError("The RNA and protein modalities must differ.")
+    a, b = mdata[rna], mdata[protein]
+    if a.n_obs != b.n_obs or not a.obs_names.equals(b.obs_names) or mdata.n_obs != a.n_obs:
+        raise ValueError(
+            f"Modalities {rna!r} ({a.n_obs} cells) and {protein!r} ({b.n_obs} cells) do not hold the same cells in "
+            "the same order: run muon.pp.intersect_obs(mdata) (and mdata.update()) first."
+        )
+    if a.n_vars == 0 or b.n_vars == 0:
+        raise ValueError("A modality has no features.")
+    check_counts(_layer(a, rna_layer, rna), rna, a.obs_names)
+    check_counts(_layer(b, protein_layer, protein), protein, b.obs_names)
+
+
+def _select(adata, layer: str | None, modality: str, names: list[str]):
+    present = adata.var_names
+    if present.equals(np.asarray(names, dtype=object)) or list(present) == list(names):
+        return _layer(adata, layer, modality)
+    idx = present.get_indexer(names)
+    missing = [n for n, i in zip(names, idx, strict=True) if i < 0]
+    if missing:
+        raise ValueError(
+            f"{len(missing)} of the {len(names)} registered features of modality {modality!r} are missing from these "
+            f"cells (e.g. {missing[:5]}); the model needs every feature it was trained on (fill absent genes with "
+            "zero counts if they were not measured)."
+        )
+    if present.has_duplicates:
+        raise ValueError(f"mdata[{modality!r}].var_names has duplicates: call .var_names_make_unique() first.")
+    return _layer(adata, layer, modality)[:, idx]
+
+
+def extract_counts(
+    mdata: MuData,
+    rna: str,
+    protein: str,
+    rna_layer: str | None,
+    protein_layer: str | None,
+    var_names: dict[str, list[str]],
+):
+    """Checked raw counts of ``mdata`` with the registered features in registered order.
+
+    Returns
+    -------
+    RNA counts (CSR sparse) and protein counts (dense), each ``(n_cells, n_features)``.
+    """
+    check_mudata(mdata, rna, protein, rna_layer, protein_layer)
+    x_rna = _select(mdata[rna], rna_layer, rna, var_names["rna"])
+    x_protein = _select(mdata[protein], protein_layer, protein, var_names["protein"])
+    x_rna = sparse.csr_matrix(x_rna) if not sparse.issparse(x_rna) else x_rna.tocsr()
+    x_protein = x_protein.toarray() if sparse.issparse(x_protein) else np.asarray(x_protein)
+    return x_rna, x_protein

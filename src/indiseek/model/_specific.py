@@ -1,0 +1,145 @@
+"""The specific stage on plain arrays: one modality with given shared features (the paper's simulations)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from indiseek.module import SpecificModule, get_objective
+from indiseek.train import train_specific
+
+from ._utils import as_float_tensor, resolve_device, split_indices
+
+
+class SpecificEncoder:
+    """A trained specific encoder ``h_i``: call it on an ``(n, d)`` array to get ``(n, n_specific)`` features.
+
+    Attributes
+    ----------
+    module
+        The trained :class:`~indiseek.module.SpecificModule`.
+    history
+        Per-epoch training (and validation) losses.
+    """
+
+    def __init__(self, module: SpecificModule, history: pd.DataFrame, device: torch.device):
+        self.module = module
+        self.history = history
+        self.device = device
+
+    @torch.no_grad()
+    def __call__(self, X: np.ndarray, batch_size: int = 65_536) -> np.ndarray:
+        """Specific features of the rows of ``X``, shape ``(n, n_specific)``."""
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != self.module.encoder.n_input:
+            raise ValueError(f"Expected an array of shape (n, {self.module.encoder.n_input}), got {X.shape}.")
+        self.module.eval()
+        out = [self.module.encode(as_float_tensor(chunk, self.device)).cpu().numpy() for chunk in
+               np.array_split(X, max(1, int(np.ceil(len(X) / batch_size))))]
+        return np.concatenate(out)
+
+
+def fit_specific(
+    X: np.ndarray,
+    shared: np.ndarray,
+    method: str = "indiseek",
+    lambda_: float = 0.1,
+    n_specific: int = 10,
+    n_hidden: int = 100,
+    n_layers: int = 5,
+    shared_other: np.ndarray | None = None,
+    max_epochs: int = 100,
+    batch_size: int = 100,
+    lr: float = 1e-4,
+    estimator_lr: float | None = None,
+    n_estimator_steps: int = 5,
+    temperature: float = 0.1,
+    club_sample: bool = False,
+    train_size: float = 1.0,
+    early_stopping: bool = False,
+    seed: int = 0,
+    accelerator: str = "auto",
+    device: int | str = "auto",
+    progress_bar: bool = True,
+) -> SpecificEncoder:
+    """Learn specific features of one modality whose shared features are given.
+
+    The same specific stage that :class:`~indiseek.IndiSeek` runs on each modality, on arrays. With one
+    modality the shared features seen by the independence and the capture terms are both ``shared`` unless
+    ``shared_other`` (``C_{3-i}``) is given.
+
+    Parameters
+    ----------
+    X
+        Inputs ``X_i``, shape ``(n, d)``.
+    shared
+        Shared features ``C_i`` of the same rows, shape ``(n, dc)`` (e.g. an oracle).
+    method
+        ``"indiseek"``, ``"factorizedcl"`` or ``"infodisen"``.
+    lambda_
+        Weight of the capture term.
+    n_specific, n_hidden, n_layers
+        Output dimension ``p_i``, width and depth (linear layers) of the networks.
+    shared_other
+        Shared features of the other modality ``C_{3-i}``; defaults to ``shared``.
+    max_epochs, batch_size, lr
+        Training budget and Adam learning rate.
+    estimator_lr, n_estimator_steps
+        Learning rate (default ``lr``) and steps per encoder step of CLUB's Gaussian.
+    temperature
+        Temperature of the InfoNCE capture term of the baselines.
+    club_sample
+        Use the sampled-negative CLUB estimator.
+    train_size, early_stopping
+        Fraction of rows used for training (the rest validates) and whether to stop early on it.
+    seed
+        Seed of the weights, the split and the batch order.
+    accelerator, device
+        Where to train (``"auto"`` uses a GPU when there is one).
+    progress_bar
+        Show a progress bar over epochs.
+
+    Returns
+    -------
+    A callable :class:`SpecificEncoder`.
+    """
+    objective = get_objective(method)
+    if objective is None:
+        raise ValueError("method='clip' learns no specific features; choose 'indiseek', 'factorizedcl' or 'infodisen'.")
+    X = np.asarray(X, dtype=np.float32)
+    shared = np.asarray(shared, dtype=np.float32)
+    shared_other = shared if shared_other is None else np.asarray(shared_other, dtype=np.float32)
+    if X.ndim != 2 or shared.ndim != 2 or shared_other.shape != shared.shape or len(X) != len(shared):
+        raise ValueError(
+            f"X {X.shape} and shared {shared.shape} (and shared_other {shared_other.shape}) must be 2-D with the "
+            "same number of rows, shared and shared_other of the same shape."
+        )
+    for name, arr in (("X", X), ("shared", shared), ("shared_other", shared_other)):
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name} contains NaN or infinite values; remove or impute them first.")
+    torch.manual_seed(seed)
+    dev = resolve_device(accelerator, device)
+    module = SpecificModule(
+        X.shape[1], shared.shape[1], n_specific, objective, lambda_, n_hidden, n_layers, temperature, club_sample
+    ).to(dev)
+    train_idx, val_idx = split_indices(len(X), train_size, None, seed)
+    generator = torch.Generator().manual_seed(seed)
+    history = train_specific(
+        module,
+        as_float_tensor(X, dev),
+        as_float_tensor(shared, dev),
+        as_float_tensor(shared_other, dev),
+        torch.as_tensor(train_idx, device=dev),
+        torch.as_tensor(val_idx, device=dev) if len(val_idx) else None,
+        max_epochs=max_epochs,
+        batch_size=batch_size,
+        lr=lr,
+        estimator_lr=estimator_lr,
+        n_estimator_steps=n_estimator_steps,
+        early_stopping=early_stopping,
+        generator=generator,
+        progress_bar=progress_bar,
+        stage=f"specific ({method})",
+    )
+    return SpecificEncoder(module.eval(), history, dev)

@@ -1,0 +1,64 @@
+"""The shared stage: two encoders trained with the symmetric InfoNCE (CLIP) loss."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from indiseek.nn import MLP, clip_loss
+
+
+class SharedModule(nn.Module):
+    """Encoders ``f_rna`` and ``f_protein`` of the shared features ``C_rna = f_rna(X_rna)``, ``C_protein = f_protein(X_protein)``.
+
+    Parameters
+    ----------
+    n_input_rna, n_input_protein
+        Input dimensions (after input preparation).
+    n_shared
+        Dimension ``dc`` of the shared features.
+    n_hidden, n_layers
+        Width and depth (linear layers) of the encoders.
+    temperature
+        CLIP softmax temperature ``tau``; the initial value when ``learn_temperature`` is true.
+    learn_temperature
+        Learn ``log(1/tau)`` with the encoders, as CLIP does (bounded so that ``tau >= 0.01``).
+    """
+
+    def __init__(
+        self,
+        n_input_rna: int,
+        n_input_protein: int,
+        n_shared: int = 50,
+        n_hidden: int = 50,
+        n_layers: int = 5,
+        temperature: float = 0.1,
+        learn_temperature: bool = True,
+    ):
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}.")
+        self.rna_encoder = MLP(n_input_rna, n_shared, n_hidden, n_layers)
+        self.protein_encoder = MLP(n_input_protein, n_shared, n_hidden, n_layers)
+        log_scale = torch.tensor(math.log(1.0 / temperature))
+        if learn_temperature:
+            self.log_scale = nn.Parameter(log_scale)
+        else:
+            self.register_buffer("log_scale", log_scale)
+
+    @property
+    def temperature(self) -> torch.Tensor:
+        """Current temperature ``tau`` (at least 0.01)."""
+        return torch.exp(-self.log_scale.clamp(max=math.log(100.0)))
+
+    def encode(self, x: torch.Tensor, modality: str) -> torch.Tensor:
+        """Shared features of one modality (``"rna"`` or ``"protein"``), shape ``(batch, n_shared)``."""
+        encoder = self.rna_encoder if modality == "rna" else self.protein_encoder
+        return encoder(x)
+
+    def loss(self, x_rna: torch.Tensor, x_protein: torch.Tensor) -> dict[str, torch.Tensor]:
+        """CLIP loss of a batch of paired cells."""
+        loss = clip_loss(self.rna_encoder(x_rna), self.protein_encoder(x_protein), self.temperature)
+        return {"loss": loss}

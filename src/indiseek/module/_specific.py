@@ -1,0 +1,126 @@
+"""The specific stage of one modality: an encoder ``h_i`` and the objective of the chosen method."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from indiseek.nn import MLP, GaussianCLUB, clip_loss, orthogonality_loss
+
+from ._objectives import SpecificObjective
+
+
+class SpecificModule(nn.Module):
+    """Specific features ``Z_i = h_i(X_i)`` of one modality and the loss that shapes them.
+
+    ``loss = independence(Z_i; C_a) + lambda_ * capture(Z_i, C_b; X_i)`` where the method's
+    :class:`~indiseek.module.SpecificObjective` picks the two terms and whether ``C_a`` and ``C_b`` are the
+    modality's own shared features or the other modality's. For IndiSeek::
+
+        CLUB(Z_i; C_{3-i}) + lambda / (2 E|X_i|^2) * E|g_i(Z_i, C_i) - X_i|^2
+
+    and for the InfoNCE capture term of the baselines, ``lambda / 2 * InfoNCE(e_i(C, Z_i), e'_i(X_i); tau)``.
+
+    Parameters
+    ----------
+    n_input
+        Dimension of ``X_i`` (after input preparation).
+    n_shared
+        Dimension of the shared features.
+    n_specific
+        Dimension ``p_i`` of the specific features.
+    objective
+        The method's objective.
+    lambda_
+        Weight of the capture term: small favours independence, large favours completeness.
+    n_hidden, n_layers
+        Width and depth of every network (encoder, decoder, critics, CLUB's Gaussian).
+    temperature
+        Temperature of the InfoNCE capture term (baselines only).
+    club_sample
+        Use the sampled-negative CLUB estimator instead of the all-pairs one.
+    """
+
+    def __init__(
+        self,
+        n_input: int,
+        n_shared: int,
+        n_specific: int,
+        objective: SpecificObjective,
+        lambda_: float = 10.0,
+        n_hidden: int = 50,
+        n_layers: int = 5,
+        temperature: float = 0.1,
+        club_sample: bool = False,
+    ):
+        super().__init__()
+        if lambda_ < 0:
+            raise ValueError(f"lambda_ must be non-negative, got {lambda_}.")
+        self.objective = objective
+        self.lambda_ = lambda_
+        self.temperature = temperature
+        self.encoder = MLP(n_input, n_specific, n_hidden, n_layers)
+        if objective.capture == "reconstruction":
+            self.decoder = MLP(n_specific + n_shared, n_input, n_hidden, n_layers)
+        else:
+            self.joint_embedding = MLP(n_specific + n_shared, n_specific, n_hidden, n_layers)
+            self.input_embedding = MLP(n_input, n_specific, n_hidden, n_layers)
+        self.estimator = (
+            GaussianCLUB(n_specific, n_shared, n_hidden, n_layers, sample=club_sample)
+            if objective.independence == "club"
+            else None
+        )
+        # E|X_i|^2 over the training inputs: the constant that makes reconstruction scale-free.
+        self.register_buffer("input_sq_norm", torch.tensor(1.0))
+
+    def set_input_scale(self, x: torch.Tensor) -> None:
+        """Store ``E|X_i|^2`` computed once on the training inputs ``x`` (``(n, n_input)``)."""
+        value = (x.double() ** 2).sum(1).mean().to(self.input_sq_norm.dtype)
+        if not torch.isfinite(value) or value <= 0:
+            raise ValueError("The training inputs have zero or non-finite mean squared norm.")
+        self.input_sq_norm.copy_(value)
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """Parameters trained by the method's loss: everything except the CLUB estimator's Gaussian."""
+        estimator = set(self.estimator.parameters()) if self.estimator is not None else set()
+        return [p for p in self.parameters() if p not in estimator]
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Specific features ``Z_i``, shape ``(batch, n_specific)``."""
+        return self.encoder(x)
+
+    def _pick(self, which: str, c_own: torch.Tensor, c_other: torch.Tensor) -> torch.Tensor:
+        return c_own if which == "own" else c_other
+
+    def loss(self, x: torch.Tensor, c_own: torch.Tensor, c_other: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The method's loss on a batch.
+
+        Parameters
+        ----------
+        x
+            Inputs ``X_i``, ``(batch, n_input)``.
+        c_own, c_other
+            Shared features ``C_i`` and ``C_{3-i}`` of the same cells, ``(batch, n_shared)``.
+
+        Returns
+        -------
+        ``loss`` (to minimise), ``independence`` and ``capture`` (unweighted), and ``z``.
+        """
+        z = self.encoder(x)
+        c_ind = self._pick(self.objective.independence_shared, c_own, c_other)
+        if self.objective.independence == "club":
+            independence = self.estimator(z, c_ind)
+        else:
+            independence = orthogonality_loss(z, c_ind)
+        c_cap = self._pick(self.objective.capture_shared, c_own, c_other)
+        joint = torch.cat([z, c_cap], dim=1)
+        if self.objective.capture == "reconstruction":
+            capture = ((self.decoder(joint) - x) ** 2).sum(1).mean() / (2 * self.input_sq_norm)
+        else:
+            capture = 0.5 * clip_loss(self.joint_embedding(joint), self.input_embedding(x), self.temperature)
+        return {"loss": independence + self.lambda_ * capture, "independence": independence, "capture": capture, "z": z}
+
+    def estimator_loss(self, z: torch.Tensor, c_own: torch.Tensor, c_other: torch.Tensor) -> torch.Tensor:
+        """Negative log-likelihood that fits CLUB's Gaussian ``q(z | c)`` on detached ``z``."""
+        c_ind = self._pick(self.objective.independence_shared, c_own, c_other)
+        return self.estimator.learning_loss(z, c_ind)

@@ -1,0 +1,231 @@
+"""Training loops of the two stages on tensors held on the device.
+
+The networks are tiny, so the cost of a step is dominated by overhead: the inputs live on the device as
+whole tensors and each batch is one index into them (no per-sample ``DataLoader``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from indiseek.module import SharedModule, SpecificModule
+
+logger = logging.getLogger(__name__)
+
+
+def batches(indices: torch.Tensor, batch_size: int, generator: torch.Generator | None) -> list[torch.Tensor]:
+    """Shuffle ``indices`` and cut them into full batches (the last, partial batch is dropped).
+
+    Contrastive terms compare each cell with the rest of its batch, so a small remainder batch would make
+    the loss noisy; at least one full batch is required.
+    """
+    n = indices.shape[0]
+    if n < batch_size:
+        raise ValueError(
+            f"{n} training cells are fewer than one batch of {batch_size}: pass a smaller batch_size "
+            f"(at most {n}) or use more cells."
+        )
+    perm = indices[torch.randperm(n, generator=generator).to(indices.device)]
+    return list(perm[: (n // batch_size) * batch_size].split(batch_size))
+
+
+def _check_finite(losses: dict[str, float], stage: str, epoch: int) -> None:
+    bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+    if bad:
+        raise FloatingPointError(
+            f"Non-finite loss in the {stage} stage at epoch {epoch}: {bad}. "
+            "Check the inputs for extreme values, or lower the learning rate."
+        )
+
+
+def run_epochs(
+    step: Callable[[torch.Tensor], dict[str, float]],
+    evaluate: Callable[[], dict[str, float]] | None,
+    train_idx: torch.Tensor,
+    *,
+    stage: str,
+    max_epochs: int,
+    batch_size: int,
+    early_stopping: bool = True,
+    patience: int = 45,
+    min_delta: float = 0.0,
+    generator: torch.Generator | None = None,
+    progress_bar: bool = True,
+) -> pd.DataFrame:
+    """Run ``step`` on shuffled batches for up to ``max_epochs`` epochs, with early stopping on ``evaluate``.
+
+    Parameters
+    ----------
+    step
+        Takes a batch of cell indices, updates the networks and returns the batch's losses.
+    evaluate
+        Returns validation losses (its ``"loss"`` drives early stopping); ``None`` disables validation.
+    train_idx
+        Indices of the training cells, on the device of the data.
+    stage
+        Name used in the progress bar and in error messages.
+
+    Returns
+    -------
+    One row per epoch: mean training losses (``train_<name>``) and validation losses (``validation_<name>``).
+    """
+    rows = []
+    best, since_best = math.inf, 0
+    bar = tqdm(range(1, max_epochs + 1), desc=f"{stage}", disable=not progress_bar, leave=False)
+    for epoch in bar:
+        sums: dict[str, float] = {}
+        batch_list = batches(train_idx, batch_size, generator)
+        for idx in batch_list:
+            for k, v in step(idx).items():
+                sums[k] = sums.get(k, 0.0) + v
+        row = {"epoch": epoch, **{f"train_{k}": v / len(batch_list) for k, v in sums.items()}}
+        if evaluate is not None:
+            row.update({f"validation_{k}": v for k, v in evaluate().items()})
+        _check_finite({k: v for k, v in row.items() if k != "epoch"}, stage, epoch)
+        rows.append(row)
+        monitored = row.get("validation_loss", row["train_loss"])
+        bar.set_postfix(loss=f"{monitored:.4f}")
+        if monitored < best - min_delta:
+            best, since_best = monitored, 0
+        else:
+            since_best += 1
+        if early_stopping and evaluate is not None and since_best >= patience:
+            logger.info("%s: early stopping at epoch %d (best validation loss %.4f)", stage, epoch, best)
+            break
+    bar.close()
+    return pd.DataFrame(rows).set_index("epoch")
+
+
+def _mean_over_batches(fn: Callable[[torch.Tensor], dict[str, torch.Tensor]], idx: torch.Tensor, batch_size: int):
+    """Average a loss over consecutive batches of ``idx`` (so validation losses match the training scale)."""
+    chunks = [c for c in idx.split(batch_size) if c.shape[0] >= 2]
+    sums: dict[str, float] = {}
+    for chunk in chunks:
+        for k, v in fn(chunk).items():
+            if v.dim() == 0:
+                sums[k] = sums.get(k, 0.0) + float(v)
+    return {k: v / len(chunks) for k, v in sums.items()}
+
+
+def train_shared(
+    module: SharedModule,
+    x_rna: torch.Tensor,
+    x_protein: torch.Tensor,
+    train_idx: torch.Tensor,
+    validation_idx: torch.Tensor | None,
+    *,
+    max_epochs: int,
+    batch_size: int = 128,
+    lr: float = 1e-4,
+    weight_decay: float = 0.0,
+    **loop_kwargs,
+) -> pd.DataFrame:
+    """Fit the shared encoders with the CLIP loss. Returns the per-epoch history."""
+    optimizer = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay)
+
+    def step(idx: torch.Tensor) -> dict[str, float]:
+        module.train()
+        loss = module.loss(x_rna[idx], x_protein[idx])["loss"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return {"loss": loss.item()}
+
+    evaluate = None
+    if validation_idx is not None and validation_idx.shape[0] >= 2:
+
+        @torch.no_grad()
+        def evaluate() -> dict[str, float]:
+            module.eval()
+            return _mean_over_batches(lambda i: module.loss(x_rna[i], x_protein[i]), validation_idx, batch_size)
+
+    return run_epochs(step, evaluate, train_idx, stage="shared", max_epochs=max_epochs, batch_size=batch_size,
+                      **loop_kwargs)
+
+
+def train_specific(
+    module: SpecificModule,
+    x: torch.Tensor,
+    c_own: torch.Tensor,
+    c_other: torch.Tensor,
+    train_idx: torch.Tensor,
+    validation_idx: torch.Tensor | None,
+    *,
+    max_epochs: int,
+    batch_size: int = 128,
+    lr: float = 1e-4,
+    estimator_lr: float | None = None,
+    n_estimator_steps: int = 5,
+    weight_decay: float = 0.0,
+    stage: str = "specific",
+    **loop_kwargs,
+) -> pd.DataFrame:
+    """Fit one modality's specific encoder with its method's objective, the shared features held fixed.
+
+    Each batch takes one step of the encoder (and decoder or critics) on the method's loss, then, for CLUB,
+    ``n_estimator_steps`` steps of the Gaussian ``q(z | c)`` on the same batch with its own optimiser and
+    the encoder's output detached (the order of CLUB's reference code). Neither optimiser ever steps on the
+    other's gradients. ``q`` is first fitted for one epoch on the untrained encoder so that the first
+    encoder steps see a meaningful bound.
+
+    Parameters
+    ----------
+    x
+        Inputs of the modality, ``(n_cells, n_input)``.
+    c_own, c_other
+        Shared features of the same cells from this modality and from the other one, ``(n_cells, n_shared)``.
+    estimator_lr
+        Learning rate of CLUB's Gaussian (default: ``lr``).
+    n_estimator_steps
+        Steps of CLUB's Gaussian per encoder step (the paper uses 5).
+    """
+    module.set_input_scale(x[train_idx])
+    optimizer = torch.optim.Adam(module.encoder_parameters(), lr=lr, weight_decay=weight_decay)
+    estimator = module.estimator
+    q_optimizer = None
+    if estimator is not None:
+        q_optimizer = torch.optim.Adam(estimator.parameters(), lr=estimator_lr or lr)
+
+    def fit_estimator(idx: torch.Tensor, z: torch.Tensor, n_steps: int) -> float:
+        z = z.detach()
+        for _ in range(n_steps):
+            q_loss = module.estimator_loss(z, c_own[idx], c_other[idx])
+            q_optimizer.zero_grad(set_to_none=True)
+            q_loss.backward()
+            q_optimizer.step()
+        return q_loss.item()
+
+    def step(idx: torch.Tensor) -> dict[str, float]:
+        module.train()
+        out = module.loss(x[idx], c_own[idx], c_other[idx])
+        optimizer.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        optimizer.step()
+        losses = {k: out[k].item() for k in ("loss", "independence", "capture")}
+        if q_optimizer is not None:
+            losses["estimator"] = fit_estimator(idx, out["z"], n_estimator_steps)
+        return losses
+
+    if q_optimizer is not None:
+        generator = loop_kwargs.get("generator")
+        with torch.no_grad():
+            z_all = module.encode(x)
+        for idx in batches(train_idx, batch_size, generator):
+            fit_estimator(idx, z_all[idx], n_estimator_steps)
+
+    evaluate = None
+    if validation_idx is not None and validation_idx.shape[0] >= 2:
+
+        @torch.no_grad()
+        def evaluate() -> dict[str, float]:
+            module.eval()
+            return _mean_over_batches(lambda i: module.loss(x[i], c_own[i], c_other[i]), validation_idx, batch_size)
+
+    return run_epochs(step, evaluate, train_idx, stage=stage, max_epochs=max_epochs, batch_size=batch_size,
+                      **loop_kwargs)
