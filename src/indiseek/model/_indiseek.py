@@ -20,7 +20,15 @@ from indiseek.train import train_shared, train_specific
 
 from ._data import check_mudata, extract_counts
 from ._save import load_model, save_model
-from ._utils import KINDS, MODALITIES, as_float_tensor, check_choice, max_epochs_heuristic, resolve_device, split_indices
+from ._utils import (
+    KINDS,
+    MODALITIES,
+    as_float_tensor,
+    check_choice,
+    max_epochs_heuristic,
+    resolve_device,
+    split_indices,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +147,8 @@ class IndiSeek(BaseModelClass):
             Layers holding the raw counts (``None``: ``.X``).
         modalities
             Which modality holds which data: ``{"rna_layer": "rna", "protein_layer": "prot"}`` (the default).
+        **kwargs
+            Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
         """
         setup_method_args = cls._get_setup_method_args(**locals())
         modalities = {**_DEFAULT_MODALITIES, **(modalities or {})}
@@ -375,7 +385,7 @@ class IndiSeek(BaseModelClass):
             target.obsm[key] = value
 
     # ------------------------------------------------------------------ persistence
-    def save(self, dir_path: str, overwrite: bool = False, save_mudata: bool = False, **kwargs) -> None:
+    def save(self, dir_path: str, overwrite: bool = False, save_mudata: bool = False) -> None:
         """Save the trained model to a directory, atomically.
 
         Files: ``model.safetensors`` (network weights and the fitted input preparation) and ``model.json``

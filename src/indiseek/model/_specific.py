@@ -35,8 +35,10 @@ class SpecificEncoder:
         if X.ndim != 2 or X.shape[1] != self.module.encoder.n_input:
             raise ValueError(f"Expected an array of shape (n, {self.module.encoder.n_input}), got {X.shape}.")
         self.module.eval()
-        out = [self.module.encode(as_float_tensor(chunk, self.device)).cpu().numpy() for chunk in
-               np.array_split(X, max(1, int(np.ceil(len(X) / batch_size))))]
+        out = [
+            self.module.encode(as_float_tensor(chunk, self.device)).cpu().numpy()
+            for chunk in np.array_split(X, max(1, int(np.ceil(len(X) / batch_size))))
+        ]
         return np.concatenate(out)
 
 

@@ -7,4 +7,10 @@ from ._specific import SpecificModule
 
 __all__ = [
     "IndiSeekModule",
-    "METHODS", "OBJECTIVES", "SharedModule", "SpecificModule", "SpecificObjective", "get_objective"]
+    "METHODS",
+    "OBJECTIVES",
+    "SharedModule",
+    "SpecificModule",
+    "SpecificObjective",
+    "get_objective",
+]

@@ -10,7 +10,7 @@ from ._specific import SpecificModule
 
 
 class IndiSeekModule(nn.Module):
-    """The shared encoders ``f_rna``, ``f_protein`` and, unless the method is CLIP, a :class:`SpecificModule` per modality.
+    """Shared encoders ``f_rna``, ``f_protein`` and, unless the method is CLIP, a :class:`SpecificModule` per modality.
 
     Parameters
     ----------
@@ -46,15 +46,25 @@ class IndiSeekModule(nn.Module):
         club_sample: bool = False,
     ):
         super().__init__()
-        self.shared = SharedModule(n_input_rna, n_input_protein, n_shared, n_hidden, n_layers, temperature,
-                                   learn_temperature)
+        self.shared = SharedModule(
+            n_input_rna, n_input_protein, n_shared, n_hidden, n_layers, temperature, learn_temperature
+        )
         objective = get_objective(method)
         self.specific = None
         if objective is not None:
             self.specific = nn.ModuleDict(
                 {
-                    modality: SpecificModule(n_input, n_shared, n_specific, objective, lambda_, n_hidden, n_layers,
-                                             capture_temperature, club_sample)
+                    modality: SpecificModule(
+                        n_input,
+                        n_shared,
+                        n_specific,
+                        objective,
+                        lambda_,
+                        n_hidden,
+                        n_layers,
+                        capture_temperature,
+                        club_sample,
+                    )
                     for modality, n_input in (("rna", n_input_rna), ("protein", n_input_protein))
                 }
             )

@@ -11,7 +11,7 @@ from indiseek.nn import MLP, clip_loss
 
 
 class SharedModule(nn.Module):
-    """Encoders ``f_rna`` and ``f_protein`` of the shared features ``C_rna = f_rna(X_rna)``, ``C_protein = f_protein(X_protein)``.
+    """Encoders of the shared features ``C_rna = f_rna(X_rna)`` and ``C_protein = f_protein(X_protein)``.
 
     Parameters
     ----------

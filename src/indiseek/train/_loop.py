@@ -70,6 +70,14 @@ def run_epochs(
         Indices of the training cells, on the device of the data.
     stage
         Name used in the progress bar and in error messages.
+    max_epochs, batch_size
+        Budget and batch size.
+    early_stopping, patience, min_delta
+        Stop when the monitored loss has not improved by ``min_delta`` for ``patience`` epochs.
+    generator
+        Random generator of the batch order.
+    progress_bar
+        Show a progress bar over epochs.
 
     Returns
     -------
@@ -145,8 +153,9 @@ def train_shared(
             module.eval()
             return _mean_over_batches(lambda i: module.loss(x_rna[i], x_protein[i]), validation_idx, batch_size)
 
-    return run_epochs(step, evaluate, train_idx, stage="shared", max_epochs=max_epochs, batch_size=batch_size,
-                      **loop_kwargs)
+    return run_epochs(
+        step, evaluate, train_idx, stage="shared", max_epochs=max_epochs, batch_size=batch_size, **loop_kwargs
+    )
 
 
 def train_specific(
@@ -176,14 +185,24 @@ def train_specific(
 
     Parameters
     ----------
+    module
+        The modality's specific stage.
     x
         Inputs of the modality, ``(n_cells, n_input)``.
     c_own, c_other
         Shared features of the same cells from this modality and from the other one, ``(n_cells, n_shared)``.
+    train_idx, validation_idx
+        Cell indices for training and validation (``None``: no validation).
+    max_epochs, batch_size, lr, weight_decay
+        Budget, batch size and Adam settings of the encoder.
     estimator_lr
         Learning rate of CLUB's Gaussian (default: ``lr``).
     n_estimator_steps
         Steps of CLUB's Gaussian per encoder step (the paper uses 5).
+    stage
+        Name in the progress bar and in error messages.
+    **loop_kwargs
+        Passed to :func:`run_epochs`.
     """
     module.set_input_scale(x[train_idx])
     optimizer = torch.optim.Adam(module.encoder_parameters(), lr=lr, weight_decay=weight_decay)
@@ -227,5 +246,6 @@ def train_specific(
             module.eval()
             return _mean_over_batches(lambda i: module.loss(x[i], c_own[i], c_other[i]), validation_idx, batch_size)
 
-    return run_epochs(step, evaluate, train_idx, stage=stage, max_epochs=max_epochs, batch_size=batch_size,
-                      **loop_kwargs)
+    return run_epochs(
+        step, evaluate, train_idx, stage=stage, max_epochs=max_epochs, batch_size=batch_size, **loop_kwargs
+    )

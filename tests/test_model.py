@@ -1,0 +1,123 @@
+import numpy as np
+import pytest
+import scanpy as sc
+
+from indiseek import IndiSeek
+
+
+def _fresh(mdata, **kwargs):
+    mdata = mdata.copy()
+    IndiSeek.setup_mudata(mdata)
+    return mdata, IndiSeek(mdata, n_shared=8, n_specific=6, n_hidden=16, n_layers=3, n_pcs=20, **kwargs)
+
+
+def test_latent_shapes_and_order(trained):
+    n = trained.adata.n_obs
+    z = trained.get_latent_representation(modality="rna", kind="specific")
+    c = trained.get_latent_representation(modality="protein", kind="shared")
+    both = trained.get_latent_representation()
+    assert z.shape == (n, 6) and c.shape == (n, 8) and both.shape == (n, 8 + 8 + 6 + 6)
+    np.testing.assert_allclose(both[:, 8:16], c, rtol=1e-6)
+    np.testing.assert_allclose(both[:, 16:22], z, rtol=1e-6)
+    assert trained.get_latent_representation(kind="specific").shape == (n, 12)
+    assert trained.get_latent_representation(modality="rna").shape == (n, 14)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "allowed"), [({"modality": "adt"}, "'protein'"), ({"kind": "private"}, "'specific'")]
+)
+def test_invalid_modality_or_kind(trained, kwargs, allowed):
+    with pytest.raises(ValueError, match=allowed):
+        trained.get_latent_representation(**kwargs)
+
+
+def test_write_embeddings_feed_scanpy(trained):
+    mdata = trained.adata
+    trained.write_embeddings()
+    for key in ["shared_rna", "shared_protein", "specific_rna", "specific_protein"]:
+        assert mdata.obsm[f"X_indiseek_{key}"].shape[0] == mdata.n_obs
+    np.testing.assert_allclose(mdata.obsm["X_indiseek"], trained.get_latent_representation(), rtol=1e-6)
+    sc.pp.neighbors(mdata, use_rep="X_indiseek_specific_rna", n_neighbors=10)
+    sc.tl.umap(mdata)
+    assert mdata.obsm["X_umap"].shape == (mdata.n_obs, 2)
+
+
+def test_training_history_and_times(trained):
+    assert set(trained.history) == {"shared", "specific_rna", "specific_protein"}
+    hist = trained.history["specific_rna"]
+    assert {"train_loss", "train_independence", "train_capture", "train_estimator", "validation_loss"} <= set(hist)
+    assert len(hist) == 3 and np.isfinite(hist.to_numpy()).all()
+    assert set(trained.train_times_) == {"inputs", "shared", "specific_rna", "specific_protein"}
+
+
+def test_save_load_round_trip(trained, tmp_path):
+    path = tmp_path / "model_dir"
+    trained.save(path)
+    assert sorted(p.name for p in path.iterdir()) == ["model.json", "model.safetensors"]
+    loaded = IndiSeek.load(path, trained.adata.copy())
+    np.testing.assert_array_equal(loaded.get_latent_representation(), trained.get_latent_representation())
+    assert loaded.init_params_ == trained.init_params_
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        trained.save(path)
+    trained.save(path, overwrite=True, save_mudata=True)
+    reloaded = IndiSeek.load(path)
+    np.testing.assert_array_equal(reloaded.get_latent_representation(), trained.get_latent_representation())
+
+
+def test_failed_save_keeps_previous(trained, tmp_path, monkeypatch):
+    import indiseek.model._save as save_mod
+
+    path = tmp_path / "model_dir"
+    trained.save(path)
+    before = (path / "model.safetensors").read_bytes()
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(save_mod, "save_file", broken)
+    with pytest.raises(OSError, match="disk full"):
+        trained.save(path, overwrite=True)
+    assert (path / "model.safetensors").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model_dir"]
+
+
+def test_load_rejects_missing_files(tmp_path, trained):
+    with pytest.raises(FileNotFoundError, match="saved model"):
+        IndiSeek.load(tmp_path, trained.adata)
+
+
+def test_query_cells_embed_consistently(trained):
+    mdata = trained.adata
+    query = mdata[::3].copy()
+    # same genes in another order: matched by name
+    query.mod["rna"] = query["rna"][:, query["rna"].var_names[::-1]].copy()
+    expected = trained.get_latent_representation(modality="rna", kind="specific")[::3]
+    got = trained.get_latent_representation(query, modality="rna", kind="specific")
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    trained.write_embeddings(query)
+    assert query.obsm["X_indiseek"].shape == (query.n_obs, 28)
+
+
+def test_query_missing_genes(trained):
+    query = trained.adata[:50].copy()
+    query.mod["rna"] = query["rna"][:, 5:].copy()
+    with pytest.raises(ValueError, match="registered features of modality 'rna' are missing"):
+        trained.get_latent_representation(query)
+
+
+def test_untrained_model_refuses_embeddings(small_mdata):
+    _, model = _fresh(small_mdata)
+    with pytest.raises(RuntimeError):
+        model.get_latent_representation()
+
+
+def test_setup_anndata_points_to_mudata(small_mdata):
+    with pytest.raises(NotImplementedError, match="setup_mudata"):
+        IndiSeek.setup_anndata(small_mdata["rna"])
+
+
+def test_unknown_method(small_mdata):
+    mdata = small_mdata.copy()
+    IndiSeek.setup_mudata(mdata)
+    with pytest.raises(ValueError, match="'factorizedcl'"):
+        IndiSeek(mdata, method="vae")
