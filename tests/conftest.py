@@ -21,7 +21,7 @@ def real_data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def small_mdata():
-    from indiseek.datasets._simulate import simulate_citeseq
+    from indiseek.datasets import simulate_citeseq
 
     return simulate_citeseq(n_cells=400, n_genes=300, n_proteins=12, n_types=8, n_lineages=2, seed=1)
 

@@ -14,7 +14,7 @@ def _same_label_fraction(rep: np.ndarray, labels: np.ndarray, k: int = 10) -> np
 
 @pytest.fixture(scope="module")
 def recovered():
-    from indiseek.datasets._simulate import simulate_citeseq
+    from indiseek.datasets import simulate_citeseq
 
     mdata = simulate_citeseq(n_cells=2000, n_genes=500, n_proteins=20, n_types=12, n_lineages=2, seed=0,
                              progress_bar=False)  # fmt: skip

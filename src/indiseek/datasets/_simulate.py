@@ -1,0 +1,250 @@
+"""A CITE-seq simulator with known shared, RNA-only and protein-only structure per cell type."""
+
+from __future__ import annotations
+
+import logging
+
+import anndata as ad
+import mudata as md
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from tqdm.auto import tqdm
+
+logger = logging.getLogger(__name__)
+
+_LINEAGE_NAMES = ("T", "B", "Mono", "NK", "Progenitor")
+_CHUNK = 2048  # cells per sampling chunk: bounds memory at about _CHUNK * n_genes doubles
+
+
+def _layout(n_lineages: int, n_types: int) -> tuple[list[str], list[str], np.ndarray]:
+    """Names of lineages and types, and the lineage index of each type (types spread evenly)."""
+    if n_lineages <= len(_LINEAGE_NAMES):
+        lineages = list(_LINEAGE_NAMES[:n_lineages])
+    else:
+        lineages = [f"L{i + 1}" for i in range(n_lineages)]
+    sizes = [n_types // n_lineages + (i < n_types % n_lineages) for i in range(n_lineages)]
+    types, lineage_of_type = [], []
+    for i, (name, size) in enumerate(zip(lineages, sizes, strict=True)):
+        types += [f"{name}_{k + 1}" for k in range(size)]
+        lineage_of_type += [i] * size
+    return lineages, types, np.asarray(lineage_of_type)
+
+
+def _specificities(lineage_of_type: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Stratified draws on [0, 1] within each lineage: m siblings get one value in each of m equal bins."""
+    s = np.empty(len(lineage_of_type))
+    for lin in np.unique(lineage_of_type):
+        idx = np.flatnonzero(lineage_of_type == lin)
+        s[idx] = (rng.permutation(len(idx)) + rng.uniform(size=len(idx))) / len(idx)
+    return s
+
+
+def _cell_labels(n_cells: int, n_types: int, rng: np.random.Generator) -> np.ndarray:
+    """Type index per cell, from uneven but not extreme proportions; every type is present if possible."""
+    weights = rng.dirichlet(np.full(n_types, 8.0))
+    n_min = 1 if n_cells >= n_types else 0
+    counts = rng.multinomial(n_cells - n_min * n_types, weights) + n_min
+    return rng.permutation(np.repeat(np.arange(n_types), counts))
+
+
+def _loadings(n_programs: int, n_features: int, density: float, scale: float, rng: np.random.Generator) -> np.ndarray:
+    """Sparse signed loadings (programs x features); every program loads on at least one feature."""
+    mask = rng.random((n_programs, n_features)) < density
+    mask[np.arange(n_programs), rng.permutation(np.arange(n_programs) % n_features)] = True
+    signs = rng.choice([-1.0, 1.0], size=mask.shape)
+    return mask * signs * rng.uniform(0.5 * scale, 1.5 * scale, size=mask.shape)
+
+
+def _directions(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Random directions in R^k with norm sqrt(k), so that strength per program is 1 on average and never random."""
+    u = rng.standard_normal((n, k))
+    return np.sqrt(k) * u / np.linalg.norm(u, axis=1, keepdims=True)
+
+
+def _negative_binomial(mu: np.ndarray, theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Gamma-Poisson draws with mean ``mu`` and inverse dispersion ``theta`` (variance mu + mu^2 / theta)."""
+    return rng.poisson(rng.gamma(theta, mu / theta))
+
+
+def _no_empty_cells(counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Add one count to a random feature of any cell without counts."""
+    empty = np.flatnonzero(counts.sum(axis=1) == 0)
+    counts[empty, rng.integers(counts.shape[1], size=len(empty))] += 1
+    return counts
+
+
+def simulate_citeseq(
+    n_cells: int = 5000,
+    n_genes: int = 2000,
+    n_proteins: int = 25,
+    n_lineages: int = 5,
+    n_types: int = 27,
+    seed: int = 0,
+    *,
+    n_shared_programs: int = 8,
+    n_rna_programs: int = 6,
+    n_protein_programs: int = 6,
+    lineage_effect: float = 2.0,
+    type_effect: float = 2.0,
+    program_noise: float = 1.0,
+    library_size_median: float = 3000.0,
+    library_size_sigma: float = 0.5,
+    protein_background: float = 10.0,
+    progress_bar: bool = True,
+) -> md.MuData:
+    """Simulate paired RNA and protein (ADT) counts with a known split into shared and specific information.
+
+    Each cell carries three kinds of latent programs: shared programs (drive RNA and protein), RNA-only
+    programs and protein-only programs, each with independent Gaussian cell-to-cell noise of standard
+    deviation ``program_noise``. Level-1 types (lineages) differ only through the shared programs. A
+    level-2 type differs from its siblings (same lineage) only through the specific programs: with its
+    RNA specificity ``s`` in [0, 1], its offset on the RNA-only programs is ``type_effect * sqrt(s) * u``
+    and on the protein-only programs ``type_effect * sqrt(1 - s) * v`` (``u``, ``v`` standard Gaussian
+    vectors), so that the total strength of its identity does not depend on ``s``. ``s = 1``: the type
+    is told apart from its siblings by RNA alone; ``s = 0``: by protein alone. Within each lineage the
+    values of ``s`` are stratified over [0, 1].
+
+    RNA: negative binomial counts with mean ``library size * softmax_g(base_g + programs @ loadings)``,
+    sparse gene loadings, per-gene dispersion and log-normal library sizes. Protein: negative binomial
+    counts whose mean is a foreground (shared and protein-only programs, per-cell capture efficiency)
+    plus a per-cell ambient background spread over the proteins, as in real ADT data. Every cell has
+    at least one count in each modality.
+
+    Parameters
+    ----------
+    n_cells
+        Number of cells.
+    n_genes
+        Number of genes (RNA features).
+    n_proteins
+        Number of proteins (ADT features).
+    n_lineages
+        Number of level-1 types; named ``T, B, Mono, NK, Progenitor`` up to five, else ``L1, L2, ...``.
+    n_types
+        Number of level-2 types, at least ``n_lineages``; named ``<lineage>_<k>``.
+    seed
+        Seed of the random generator; the same seed gives the same data.
+    n_shared_programs, n_rna_programs, n_protein_programs
+        Numbers of shared, RNA-only and protein-only latent programs.
+    lineage_effect
+        Standard deviation of the lineage means on the shared programs.
+    type_effect
+        Standard deviation (per program) of a level-2 type's offset on the specific programs.
+    program_noise
+        Standard deviation of the cell-to-cell noise on every program.
+    library_size_median, library_size_sigma
+        Median and log-scale standard deviation of the expected RNA library size (UMIs per cell).
+    protein_background
+        Median expected ambient (background) counts per protein and cell.
+    progress_bar
+        Show a progress bar over chunks of cells.
+
+    Returns
+    -------
+    MuData with modalities ``"rna"`` (``.X``: sparse CSR counts, float32) and ``"prot"`` (``.X``: dense
+    counts, float32). ``obs["celltype.l1"]``, ``obs["celltype.l2"]`` (categorical) and
+    ``obs["rna_specificity"]`` (the cell's type ``s``) are set in the MuData and in both modalities.
+    ``obsm["sim_shared"]``, ``obsm["sim_rna_specific"]``, ``obsm["sim_protein_specific"]`` hold the
+    latent programs per cell. ``uns["simulation"]`` holds ``rna_specificity`` and ``lineage`` (dicts
+    keyed by level-2 type) and the parameters.
+
+    """
+    for name, value in {"n_cells": n_cells, "n_genes": n_genes, "n_proteins": n_proteins}.items():
+        if value < 1:
+            raise ValueError(f"`{name}` must be positive, got {value}.")
+    if not 1 <= n_lineages <= n_types:
+        raise ValueError(f"Need 1 <= n_lineages <= n_types, got n_lineages={n_lineages}, n_types={n_types}.")
+    rng = np.random.default_rng(seed)
+    lineages, types, lineage_of_type = _layout(n_lineages, n_types)
+    specificity = _specificities(lineage_of_type, rng)
+
+    # programs per cell: type means plus independent noise
+    lineage_means = lineage_effect * rng.standard_normal((n_lineages, n_shared_programs))
+    rna_offsets = type_effect * np.sqrt(specificity)[:, None] * _directions(n_types, n_rna_programs, rng)
+    prot_offsets = type_effect * np.sqrt(1 - specificity)[:, None] * _directions(n_types, n_protein_programs, rng)
+    labels = _cell_labels(n_cells, n_types, rng)
+    k_s, k_r, k_p = n_shared_programs, n_rna_programs, n_protein_programs
+    noise = program_noise * rng.standard_normal((n_cells, k_s + k_r + k_p))
+    shared = lineage_means[lineage_of_type[labels]] + noise[:, :k_s]
+    rna_specific = rna_offsets[labels] + noise[:, k_s : k_s + k_r]
+    prot_specific = prot_offsets[labels] + noise[:, k_s + k_r :]
+
+    # RNA model
+    gene_base = rng.normal(0.0, 2.0, n_genes)
+    gene_loadings = _loadings(k_s + k_r, n_genes, density=0.05, scale=0.5, rng=rng)
+    gene_theta = np.clip(np.exp(rng.normal(np.log(4.0), 0.7, n_genes)), 0.3, 100.0)
+    library = library_size_median * np.exp(library_size_sigma * rng.standard_normal(n_cells))
+    # protein model
+    prot_base = rng.normal(np.log(20.0), 0.7, n_proteins)
+    prot_loadings = _loadings(k_s + k_p, n_proteins, density=2.5 / n_proteins, scale=1.5, rng=rng)
+    prot_theta = np.exp(rng.normal(np.log(10.0), 0.4, n_proteins))
+    capture = np.exp(0.25 * rng.standard_normal(n_cells))
+    ambient = protein_background * np.exp(0.4 * rng.standard_normal(n_cells))
+    ambient_share = n_proteins * rng.dirichlet(np.full(n_proteins, 2.0))
+
+    rna_h = np.hstack([shared, rna_specific])
+    prot_h = np.hstack([shared, prot_specific])
+    rna_chunks, prot_chunks = [], []
+    starts = range(0, n_cells, _CHUNK)
+    for start in tqdm(starts, desc="simulating cells", disable=not progress_bar or len(starts) < 2):
+        sl = slice(start, start + _CHUNK)
+        eta = gene_base + rna_h[sl] @ gene_loadings
+        eta -= eta.max(axis=1, keepdims=True)
+        prop = np.exp(eta)
+        prop /= prop.sum(axis=1, keepdims=True)
+        counts = _no_empty_cells(_negative_binomial(library[sl, None] * prop, gene_theta, rng), rng)
+        rna_chunks.append(sparse.csr_matrix(counts.astype(np.float32)))
+        foreground = capture[sl, None] * np.exp(prot_base + prot_h[sl] @ prot_loadings)
+        background = ambient[sl, None] * ambient_share
+        prot_chunks.append(_no_empty_cells(_negative_binomial(foreground + background, prot_theta, rng), rng))
+
+    width = max(5, len(str(n_cells)))
+    obs = pd.DataFrame(
+        {
+            "celltype.l1": pd.Categorical([lineages[i] for i in lineage_of_type[labels]], categories=lineages),
+            "celltype.l2": pd.Categorical([types[i] for i in labels], categories=types),
+            "rna_specificity": specificity[labels].astype(np.float32),
+        },
+        index=[f"cell_{i + 1:0{width}d}" for i in range(n_cells)],
+    )
+    rna = ad.AnnData(
+        sparse.vstack(rna_chunks, format="csr"),
+        obs=obs.copy(),
+        var=pd.DataFrame(index=[f"gene_{j + 1:0{max(4, len(str(n_genes)))}d}" for j in range(n_genes)]),
+    )
+    prot = ad.AnnData(
+        np.vstack(prot_chunks).astype(np.float32),
+        obs=obs.copy(),
+        var=pd.DataFrame(index=[f"prot_{j + 1:0{max(2, len(str(n_proteins)))}d}" for j in range(n_proteins)]),
+    )
+    with md.set_options(pull_on_update=False):
+        mdata = md.MuData({"rna": rna, "prot": prot})
+    for key in obs.columns:
+        mdata.obs[key] = obs[key].values
+    mdata.obsm["sim_shared"] = shared.astype(np.float32)
+    mdata.obsm["sim_rna_specific"] = rna_specific.astype(np.float32)
+    mdata.obsm["sim_protein_specific"] = prot_specific.astype(np.float32)
+    mdata.uns["simulation"] = {
+        "rna_specificity": {t: float(v) for t, v in zip(types, specificity, strict=True)},
+        "lineage": {t: lineages[i] for t, i in zip(types, lineage_of_type, strict=True)},
+        "seed": int(seed),
+        "n_shared_programs": int(k_s),
+        "n_rna_programs": int(k_r),
+        "n_protein_programs": int(k_p),
+        "lineage_effect": float(lineage_effect),
+        "type_effect": float(type_effect),
+        "program_noise": float(program_noise),
+        "library_size_median": float(library_size_median),
+        "library_size_sigma": float(library_size_sigma),
+        "protein_background": float(protein_background),
+    }
+    logger.info(
+        "Simulated %d cells, %d genes, %d proteins, %d level-2 types in %d lineages.",
+        n_cells,
+        n_genes,
+        n_proteins,
+        n_types,
+        n_lineages,
+    )
+    return mdata
