@@ -1,0 +1,99 @@
+"""The baselines run through the same API and differ from IndiSeek only in their objective terms."""
+
+import numpy as np
+import pytest
+import torch
+
+import indiseek
+from indiseek import IndiSeek
+from indiseek.module import SpecificModule, get_objective
+
+
+@pytest.fixture(scope="module")
+def batch():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 12, generator=g)
+    return x, torch.randn(64, 4, generator=g), torch.randn(64, 4, generator=g)
+
+
+def _module(method, seed=0):
+    torch.manual_seed(seed)
+    return SpecificModule(12, 4, 3, get_objective(method), lambda_=1.0, n_hidden=16, n_layers=3)
+
+
+@pytest.mark.parametrize(
+    ("method", "independence_sees", "capture_sees"),
+    [("indiseek", "other", "own"), ("factorizedcl", "own", "own"), ("infodisen", "own", "other")],
+)
+def test_each_term_sees_the_documented_shared_features(batch, method, independence_sees, capture_sees):
+    x, c_own, c_other = batch
+    module = _module(method)
+    base = module.loss(x, c_own, c_other)
+    moved_own = module.loss(x, c_own + 3.0, c_other)
+    moved_other = module.loss(x, c_own, c_other + 3.0)
+    for term, sees in (("independence", independence_sees), ("capture", capture_sees)):
+        changed_by_own = not torch.allclose(base[term], moved_own[term])
+        changed_by_other = not torch.allclose(base[term], moved_other[term])
+        assert (changed_by_own, changed_by_other) == (sees == "own", sees == "other"), term
+
+
+def test_same_encoder_for_every_method():
+    encoders = [_module(m).encoder.state_dict() for m in ("indiseek", "factorizedcl", "infodisen")]
+    for other in encoders[1:]:
+        for key, value in encoders[0].items():
+            torch.testing.assert_close(value, other[key])
+
+
+def test_only_club_methods_have_an_estimator():
+    assert _module("indiseek").estimator is not None
+    assert _module("factorizedcl").estimator is not None
+    assert _module("infodisen").estimator is None
+
+
+@pytest.mark.parametrize("method", ["factorizedcl", "infodisen", "clip"])
+def test_baselines_through_the_model_api(small_mdata, method):
+    mdata = small_mdata.copy()
+    IndiSeek.setup_mudata(mdata)
+    model = IndiSeek(mdata, method=method, n_shared=6, n_specific=5, n_hidden=16, n_layers=3, n_pcs=20)
+    model.train(max_epochs=2, batch_size=64, lr=1e-3, progress_bar=False)
+    model.write_embeddings()
+    assert mdata.obsm[f"X_{method}_shared_rna"].shape == (mdata.n_obs, 6)
+    if method == "clip":
+        assert model.get_latent_representation().shape == (mdata.n_obs, 12)
+        assert f"X_{method}_specific_rna" not in mdata.obsm
+        with pytest.raises(ValueError, match="shared features only"):
+            model.get_latent_representation(kind="specific")
+    else:
+        assert mdata.obsm[f"X_{method}"].shape == (mdata.n_obs, 22)
+        assert set(model.history) == {"shared", "specific_rna", "specific_protein"}
+
+
+def test_fit_specific_is_callable_on_arrays():
+    X, C = indiseek.sim.simulate_setting(2, n=600, seed=0)
+    enc = indiseek.fit_specific(X, shared=C, lambda_=0.1, n_specific=4, n_hidden=16, n_layers=3, max_epochs=2,
+                                progress_bar=False)  # fmt: skip
+    Z = enc(X[:50])
+    assert Z.shape == (50, 4) and np.isfinite(Z).all()
+    np.testing.assert_array_equal(enc(X[:50]), Z)
+    assert list(enc.history.index) == [1, 2]
+    with pytest.raises(ValueError, match="shape"):
+        enc(X[:, :3])
+
+
+def test_fit_specific_errors():
+    X, C = indiseek.sim.simulate_setting(1, n=200, seed=0)
+    with pytest.raises(ValueError, match="learns no specific features"):
+        indiseek.fit_specific(X, shared=C, method="clip")
+    with pytest.raises(ValueError, match="same number of rows"):
+        indiseek.fit_specific(X, shared=C[:-1])
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        indiseek.fit_specific(bad, shared=C)
+
+
+@pytest.mark.slow
+def test_setting1_indiseek_ignores_shared_coordinates():
+    """Paper, Setting 1: IndiSeek at lambda = 0.1 puts (almost) no importance on x1, x2."""
+    record = indiseek.sim.run_setting(1, method="indiseek", lambda_=0.1, runs=2, progress_bar=False)
+    assert sum(record["importance"][:2]) < 0.1
