@@ -1,0 +1,42 @@
+import json
+
+import mudata as md
+import numpy as np
+
+from indiseek import IndiSeek
+from indiseek.cli import main
+
+
+def test_run_on_default_simulated_data(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["run", "--n-cells", "300", "--max-epochs", "1", "--out", str(out), "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out.split("\nWrote")[0])
+    assert summary["n_cells"] == 300 and summary["epochs"]["shared"] == 1
+    result = md.read_h5mu(out / "result.h5mu")
+    assert result.obsm["X_indiseek_specific_rna"].shape == (300, 50)
+    model = IndiSeek.load(out / "model", result)
+    np.testing.assert_allclose(model.get_latent_representation(), result.obsm["X_indiseek"], rtol=1e-5, atol=1e-6)
+
+
+def test_run_on_an_input_file(tmp_path, small_mdata):
+    path = tmp_path / "in.h5mu"
+    small_mdata.write_h5mu(path)
+    out = tmp_path / "out"
+    main(["run", "--input", str(path), "--method", "clip", "--max-epochs", "1", "--out", str(out), "--quiet"])
+    assert "X_clip_shared_protein" in md.read_h5mu(out / "result.h5mu").obsm
+
+
+def test_simulate_writes_records(tmp_path):
+    out = tmp_path / "res.json"
+    figure = tmp_path / "imp.png"
+    args = ["simulate", "--setting", "2", "--method", "indiseek,infodisen", "--lambdas", "0.1,1", "--runs", "1",
+            "--n", "300", "--max-epochs", "1", "--out", str(out), "--figure", str(figure), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    records = json.loads(out.read_text())
+    assert [(r["method"], r["lambda"]) for r in records] == [
+        ("indiseek", 0.1), ("indiseek", 1.0), ("infodisen", 0.1), ("infodisen", 1.0)
+    ]  # fmt: skip
+    for r in records:
+        assert {"setting", "method", "lambda", "runs", "importance", "importance_std", "seconds"} <= set(r)
+        assert len(r["importance"]) == 6 and abs(sum(r["importance"]) - 1) < 1e-6
+    assert figure.stat().st_size > 0
