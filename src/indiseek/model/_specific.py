@@ -105,7 +105,7 @@ def fit_specific(
 
     Returns
     -------
-    A callable :class:`SpecificEncoder`.
+    A callable :class:`~indiseek.model.SpecificEncoder`.
     """
     objective = get_objective(method)
     if objective is None:

@@ -40,6 +40,7 @@ OBJECTIVES: dict[str, SpecificObjective | None] = {
     "clip": None,
 }
 
+#: Names accepted by ``method=``.
 METHODS = tuple(OBJECTIVES)
 
 

@@ -125,7 +125,7 @@ def run_sweep(
     progress_bar: bool = True,
     **kwargs: Any,
 ) -> list[dict[str, Any]]:
-    """Run :func:`run_setting` for each method and each ``lambda_`` of a sweep.
+    """Run :func:`~indiseek.sim.run_setting` for each method and each ``lambda_`` of a sweep.
 
     Parameters
     ----------
@@ -140,11 +140,11 @@ def run_sweep(
     progress_bar
         Show a progress bar over the sweep's cells (the runs inside each are silent).
     **kwargs
-        Further arguments of :func:`run_setting` (``n``, ``n_test``, ``max_epochs``, ``seed``, fit arguments).
+        Further arguments of :func:`~indiseek.sim.run_setting` (``n``, ``n_test``, ``max_epochs``, ``seed``, fit arguments).
 
     Returns
     -------
-    One record of :func:`run_setting` per (method, lambda), methods outer, lambdas inner.
+    One record of :func:`~indiseek.sim.run_setting` per (method, lambda), methods outer, lambdas inner.
     """
     methods = [method] if isinstance(method, str) else list(method)
     grid = [(m, float(lam)) for m in methods for lam in lambdas]
