@@ -10,7 +10,9 @@ from ._specific import SpecificModule
 
 
 class IndiSeekModule(nn.Module):
-    """Shared encoders ``f_rna``, ``f_protein`` and, unless the method is CLIP, a :class:`~indiseek.module.SpecificModule` per modality.
+    """Shared encoders ``f_rna``, ``f_protein`` and, unless the method is CLIP, one specific stage per modality.
+
+    The specific stages are :class:`~indiseek.module.SpecificModule` instances.
 
     Parameters
     ----------

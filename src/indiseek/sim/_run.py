@@ -140,7 +140,8 @@ def run_sweep(
     progress_bar
         Show a progress bar over the sweep's cells (the runs inside each are silent).
     **kwargs
-        Further arguments of :func:`~indiseek.sim.run_setting` (``n``, ``n_test``, ``max_epochs``, ``seed``, fit arguments).
+        Further arguments of :func:`~indiseek.sim.run_setting` (``n``, ``n_test``, ``max_epochs``, ``seed``, fit
+        arguments).
 
     Returns
     -------

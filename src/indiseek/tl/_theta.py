@@ -1,0 +1,140 @@
+"""theta scores: does a cell's type show more in its RNA-specific or its protein-specific features?"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from mudata import MuData
+from sklearn.neighbors import NearestNeighbors
+
+logger = logging.getLogger(__name__)
+
+
+def get_representation(data: MuData | AnnData, key: str) -> np.ndarray:
+    """``data.obsm[key]`` as a dense float array, with an error that says what to run first."""
+    if key not in data.obsm:
+        raise KeyError(
+            f"data.obsm[{key!r}] not found (keys: {list(data.obsm.keys())}). "
+            "Write the model's embeddings first, e.g. `model.write_embeddings()`."
+        )
+    x = data.obsm[key]
+    x = x.to_numpy() if isinstance(x, pd.DataFrame) else np.asarray(x.toarray() if hasattr(x, "toarray") else x)
+    if not np.isfinite(x).all():
+        raise ValueError(f"data.obsm[{key!r}] contains NaN or infinite values.")
+    return x.astype(np.float64, copy=False)
+
+
+def get_labels(data: MuData | AnnData, key: str) -> pd.Series:
+    """``data.obs[key]`` (missing labels stay NaN), with an error naming the available columns."""
+    if key not in data.obs:
+        raise KeyError(f"data.obs[{key!r}] not found (columns: {list(data.obs.columns)}).")
+    return data.obs[key]
+
+
+def theta_keys(key_added: str = "theta") -> tuple[str, str, str]:
+    """The ``.obs`` keys written by :func:`theta_scores`: (beta RNA, beta protein, theta)."""
+    if key_added == "theta":
+        return "beta_rna", "beta_protein", "theta"
+    return f"{key_added}_beta_rna", f"{key_added}_beta_protein", key_added
+
+
+def _same_label_counts(x: np.ndarray, codes: np.ndarray, n_neighbors: int) -> np.ndarray:
+    """Number of each cell's ``n_neighbors`` nearest neighbours (itself excluded) carrying its label."""
+    nn = NearestNeighbors(n_neighbors=n_neighbors).fit(x)
+    # kneighbors() without X leaves each cell out of its own neighbour list, even with duplicated points
+    idx = nn.kneighbors(return_distance=False)
+    same = (codes[idx] == codes[:, None]) & (codes[:, None] >= 0)
+    return same.sum(axis=1)
+
+
+def theta_scores(
+    mdata: MuData | AnnData,
+    label_key: str = "celltype.l2",
+    n_neighbors: int = 10,
+    pseudocount: float = 0.5,
+    method: str = "indiseek",
+    rna_key: str | None = None,
+    protein_key: str | None = None,
+    key_added: str = "theta",
+    copy: bool = False,
+) -> MuData | AnnData | None:
+    """Per-cell theta score: log ratio of same-label neighbours in the RNA- and the protein-specific features.
+
+    For each cell c and modality m, beta_m(c) is the fraction of its ``n_neighbors`` nearest neighbours
+    (Euclidean, in the specific features Z_m, the cell itself excluded) that share its label. Writing
+    k_m(c) = n_neighbors * beta_m(c) for the number of such neighbours,
+
+        theta(c) = log((k_RNA(c) + pseudocount) / (k_protein(c) + pseudocount)).
+
+    The pseudocount is added to the neighbour counts so that a cell with no same-label neighbour in one
+    modality gets a finite score; 0.5 is the usual continuity correction of a ratio of counts, and
+    ``pseudocount=0`` gives the paper's log(beta_RNA / beta_protein) (infinite when a count is 0).
+    theta > 0: the cell's type shows more in its RNA-specific features; theta < 0: more in its protein-specific.
+
+    Parameters
+    ----------
+    mdata
+        Data with the specific features in ``.obsm`` and labels in ``.obs``.
+    label_key
+        Column of ``.obs`` with the labels (the paper uses level-2 cell types). Cells without a label (NaN)
+        get NaN scores, stay in the neighbour search, and never count as a match for other cells.
+    n_neighbors
+        Number of neighbours (paper: 10).
+    pseudocount
+        Added to both same-label neighbour counts (>= 0).
+    method
+        Name of the model whose embeddings are used when ``rna_key``/``protein_key`` are `None`:
+        ``X_{method}_specific_rna`` and ``X_{method}_specific_protein``.
+    rna_key, protein_key
+        ``.obsm`` keys of the RNA-specific (Z_RNA, cells x p1) and protein-specific (Z_protein, cells x p2) features.
+    key_added
+        Name of the score. With the default ``"theta"``, writes ``.obs["beta_rna"]``, ``.obs["beta_protein"]``
+        and ``.obs["theta"]``; otherwise ``.obs[f"{key_added}_beta_rna"]``, ``.obs[f"{key_added}_beta_protein"]``
+        and ``.obs[key_added]``. The parameters go to ``.uns[key_added]["params"]``.
+    copy
+        Return a copy with the results instead of writing into ``mdata``.
+
+    Returns
+    -------
+    The annotated copy if ``copy=True``, else `None`.
+    """
+    if pseudocount < 0:
+        raise ValueError(f"pseudocount must be >= 0, got {pseudocount}.")
+    rna_key = rna_key or f"X_{method}_specific_rna"
+    protein_key = protein_key or f"X_{method}_specific_protein"
+    labels = get_labels(mdata, label_key)
+    z_rna = get_representation(mdata, rna_key)
+    z_protein = get_representation(mdata, protein_key)
+    n_obs = z_rna.shape[0]
+    if not 1 <= n_neighbors < n_obs:
+        raise ValueError(f"n_neighbors must be between 1 and n_obs - 1 = {n_obs - 1}, got {n_neighbors}.")
+
+    codes = pd.Categorical(labels).codes.astype(np.int64)  # -1 for NaN
+    k_rna = _same_label_counts(z_rna, codes, n_neighbors).astype(np.float64)
+    k_protein = _same_label_counts(z_protein, codes, n_neighbors).astype(np.float64)
+    missing = codes < 0
+    k_rna[missing] = np.nan
+    k_protein[missing] = np.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        theta = np.log((k_rna + pseudocount) / (k_protein + pseudocount))
+    if missing.any():
+        logger.info("%d cells without a %r label get NaN theta scores.", int(missing.sum()), label_key)
+
+    data = mdata.copy() if copy else mdata
+    beta_rna_key, beta_protein_key, theta_key = theta_keys(key_added)
+    data.obs[beta_rna_key] = k_rna / n_neighbors
+    data.obs[beta_protein_key] = k_protein / n_neighbors
+    data.obs[theta_key] = theta
+    data.uns[key_added] = {
+        "params": {
+            "label_key": label_key,
+            "n_neighbors": n_neighbors,
+            "pseudocount": pseudocount,
+            "rna_key": rna_key,
+            "protein_key": protein_key,
+        }
+    }
+    return data if copy else None

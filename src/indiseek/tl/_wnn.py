@@ -1,0 +1,237 @@
+"""Per-cell modality weights of weighted nearest neighbours (Hao et al. 2021), the reference for theta."""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import muon
+import numpy as np
+import pandas as pd
+import scanpy as sc
+from anndata import AnnData
+from mudata import MuData
+from scipy import sparse
+from scipy.special import softmax
+from sklearn.neighbors import NearestNeighbors
+
+logger = logging.getLogger(__name__)
+
+
+def wnn_keys(key_added: str = "wnn") -> tuple[str, str]:
+    """The ``.obs`` keys written by :func:`wnn_weights`: (RNA weight, protein weight)."""
+    return f"{key_added}_rna_weight", f"{key_added}_protein_weight"
+
+
+def _counts(adata: AnnData) -> np.ndarray | sparse.csr_matrix:
+    """A float32 copy of the counts, so the user's ``.X`` is never touched."""
+    x = adata.X
+    return sparse.csr_matrix(x, dtype=np.float32) if sparse.issparse(x) else np.array(x, dtype=np.float32)
+
+
+def _rna_pca(rna: AnnData, n_top_genes: int, n_pcs: int, random_state: int) -> np.ndarray:
+    """Seurat's standard RNA input: normalise per cell, log1p, highly variable genes, scale, PCA."""
+    tmp = AnnData(_counts(rna), obs=pd.DataFrame(index=rna.obs_names), var=pd.DataFrame(index=rna.var_names))
+    sc.pp.normalize_total(tmp, target_sum=1e4)
+    sc.pp.log1p(tmp)
+    sc.pp.highly_variable_genes(tmp, n_top_genes=min(n_top_genes, tmp.n_vars), flavor="seurat", subset=True)
+    tmp.X = tmp.X.toarray() if sparse.issparse(tmp.X) else tmp.X  # scaling densifies anyway
+    sc.pp.scale(tmp, max_value=10)
+    n_comps = min(n_pcs, tmp.n_obs - 1, tmp.n_vars - 1)
+    sc.pp.pca(tmp, n_comps=n_comps, random_state=random_state)
+    return tmp.obsm["X_pca"]
+
+
+def _protein_pca(prot: AnnData, n_pcs: int | None, random_state: int) -> np.ndarray:
+    """Seurat's standard protein input: centred log ratio per cell, scale, PCA on at most n_proteins - 1 axes."""
+    x = _counts(prot)
+    x = x.toarray() if sparse.issparse(x) else x
+    tmp = AnnData(x, obs=pd.DataFrame(index=prot.obs_names), var=pd.DataFrame(index=prot.var_names))
+    muon.prot.pp.clr(tmp, axis=1)
+    sc.pp.scale(tmp)
+    max_comps = min(tmp.n_vars - 1, tmp.n_obs - 1)
+    sc.pp.pca(tmp, n_comps=max_comps if n_pcs is None else min(n_pcs, max_comps), random_state=random_state)
+    return tmp.obsm["X_pca"]
+
+
+def _given_rep(mdata: MuData, mod: str, key: str, cells: pd.Index) -> np.ndarray:
+    """A precomputed representation from the modality's ``.obsm`` or, failing that, from ``mdata.obsm``."""
+    if key in mdata[mod].obsm:
+        return np.asarray(pd.DataFrame(np.asarray(mdata[mod].obsm[key]), index=mdata[mod].obs_names).loc[cells])
+    if key in mdata.obsm:
+        return np.asarray(pd.DataFrame(np.asarray(mdata.obsm[key]), index=mdata.obs_names).loc[cells])
+    raise KeyError(f"{key!r} is in neither mdata[{mod!r}].obsm nor mdata.obsm.")
+
+
+def _knn(x: np.ndarray, n_neighbors: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distances and indices of each cell's ``n_neighbors - 1`` nearest other cells (scanpy counts the cell itself)."""
+    return NearestNeighbors(n_neighbors=n_neighbors - 1).fit(x).kneighbors()
+
+
+def _bandwidths(x: np.ndarray, idx: np.ndarray, n_bandwidth_neighbors: int) -> np.ndarray:
+    """Kernel widths as in muon: mean distance to the cells whose neighbour sets overlap the cell's least.
+
+    Among the cells sharing at least one neighbour with the cell, those of lowest Jaccard similarity are taken,
+    ties going to the farthest; cells sharing none fill up a short list, nearest first. As in muon, whose
+    neighbour search returns each cell as its own first neighbour, the cell itself counts as one of the
+    ``n_bandwidth_neighbors`` cells, at distance 0.
+    """
+    n, k = idx.shape
+    graph = sparse.csr_matrix((np.ones(n * k), idx.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n))
+    shared = (graph @ graph.T).tocsr()
+    sigmas = np.empty(n)
+    for i in range(n):
+        cols = shared.indices[shared.indptr[i] : shared.indptr[i + 1]]
+        n_shared = shared.data[shared.indptr[i] : shared.indptr[i + 1]]
+        keep = cols != i
+        cols, jaccard = cols[keep], n_shared[keep] / (2 * k - n_shared[keep])
+        dist = np.linalg.norm(x[cols] - x[i], axis=1)
+        chosen = dist[np.lexsort((-dist, jaccard))[: n_bandwidth_neighbors - 1]]
+        if len(chosen) < n_bandwidth_neighbors - 1:
+            rest = np.setdiff1d(np.arange(n), np.append(cols, i))
+            rest_dist = np.sort(np.linalg.norm(x[rest] - x[i], axis=1))
+            chosen = np.concatenate([chosen, rest_dist[: n_bandwidth_neighbors - 1 - len(chosen)]])
+        sigmas[i] = chosen.sum() / n_bandwidth_neighbors
+    return sigmas
+
+
+def _exact_weights(reps: list[np.ndarray], n_neighbors: int, n_bandwidth_neighbors: int, eps: float = 1e-4):
+    """Modality weights (cells x modalities) by the formulas of :func:`muon.pp.neighbors`, exact neighbours.
+
+    A modality's affinity for a cell compares the cell with the mean of its neighbours' representations,
+    exp(-max(|x - mean|  - d_nearest, 0) / (sigma - d_nearest)), once with its own neighbours and once with
+    the other modality's; the ratio of the two, softmaxed across modalities, is the weight.
+    """
+    knn = [_knn(x, n_neighbors) for x in reps]
+    ratios = np.empty((reps[0].shape[0], len(reps)))
+    for m, x in enumerate(reps):
+        nearest = knn[m][0][:, 0]
+        width = np.maximum(_bandwidths(x, knn[m][1], n_bandwidth_neighbors) - nearest, np.finfo(float).tiny)
+        affinity = []
+        for _, idx in knn:
+            predicted = x[idx].mean(axis=1)
+            affinity.append(np.exp(-np.maximum(np.linalg.norm(x - predicted, axis=1) - nearest, 0) / width))
+        others = np.max([a for j, a in enumerate(affinity) if j != m], axis=0)
+        ratios[:, m] = affinity[m] / (others + eps)
+    return softmax(ratios, axis=1)
+
+
+def _muon_weights(reps: list[np.ndarray], cells: pd.Index, n_neighbors: int, random_state: int) -> np.ndarray:
+    """Modality weights (cells x modalities) from :func:`muon.pp.neighbors` on a temporary MuData."""
+    mods = {}
+    for name, x in zip(("rna", "prot"), reps, strict=True):
+        tmp = AnnData(obs=pd.DataFrame(index=cells), obsm={"X_rep": x.astype(np.float32)})
+        sc.pp.neighbors(tmp, use_rep="X_rep", n_neighbors=n_neighbors, transformer="sklearn", random_state=random_state)
+        # muon's Jaccard overlap of neighbour sets walks the rows as sorted lists; scanpy orders them by distance
+        tmp.obsp["distances"].sort_indices()
+        mods[name] = tmp
+    joint = MuData(mods)
+    muon.pp.neighbors(
+        joint,
+        n_bandwidth_neighbors=min(20, len(cells) - 2),
+        n_multineighbors=min(200, len(cells) - 2),
+        random_state=random_state,
+    )
+    return np.column_stack([joint.obs["rna:mod_weight"].to_numpy(), joint.obs["prot:mod_weight"].to_numpy()])
+
+
+def wnn_weights(
+    mdata: MuData,
+    rna_rep: str | None = None,
+    protein_rep: str | None = None,
+    n_neighbors: int = 20,
+    n_pcs_rna: int = 30,
+    n_pcs_protein: int | None = None,
+    n_top_genes: int = 2000,
+    rna_mod: str = "rna",
+    protein_mod: str = "prot",
+    key_added: str = "wnn",
+    backend: Literal["exact", "muon"] = "muon",
+    random_state: int = 0,
+) -> None:
+    """Per-cell RNA and protein weights of weighted nearest neighbours (WNN; Hao et al. 2021).
+
+    The weights are those of :func:`muon.pp.neighbors` (by default computed by it; ``backend="exact"`` uses its
+    formulas with exact neighbour searches), computed from Seurat's standard inputs on copies of the counts (the
+    modalities' ``.X`` are never changed):
+
+    - RNA: normalised to 10,000 counts per cell, log1p, ``n_top_genes`` highly variable genes, scaled, PCA;
+    - protein: centred log ratio per cell (:func:`muon.prot.pp.clr`), scaled, PCA with at most
+      n_proteins - 1 components (the CLR removes one dimension).
+
+    Each modality gets its own ``n_neighbors`` graph (:func:`scanpy.pp.neighbors`) before the weights are
+    computed. For a cell, a higher RNA weight means its RNA neighbours predict its profile better. Nothing is
+    written to ``mdata`` unless the whole computation succeeds.
+
+    Parameters
+    ----------
+    mdata
+        MuData with raw counts in ``mdata[rna_mod].X`` and ``mdata[protein_mod].X``.
+    rna_rep, protein_rep
+        Keys of precomputed representations (in the modality's ``.obsm``, else in ``mdata.obsm``) to use
+        instead of the standard inputs above.
+    n_neighbors
+        Neighbours per modality (Seurat's default is 20).
+    n_pcs_rna
+        Principal components of the RNA input.
+    n_pcs_protein
+        Principal components of the protein input; `None`: n_proteins - 1.
+    n_top_genes
+        Number of highly variable genes.
+    rna_mod, protein_mod
+        Names of the modalities.
+    key_added
+        Prefix of the results: ``.obs[f"{key_added}_rna_weight"]`` and ``.obs[f"{key_added}_protein_weight"]``
+        (defaults ``"wnn_rna_weight"``, ``"wnn_protein_weight"``; they sum to 1 per cell; NaN for cells
+        missing from a modality); the parameters go to ``.uns[key_added]["params"]``.
+    backend
+        ``"muon"`` (default): :func:`muon.pp.neighbors` itself (approximate bandwidth neighbours; it compiles a
+        numba kernel on each call, which costs tens of seconds even for a few hundred cells). ``"exact"``: muon's
+        formulas with exact (scikit-learn) neighbour searches, much faster; it agrees with muon (correlation of
+        the weights 0.995 on the PBMC 5k file).
+    random_state
+        Seed of the PCA and of the neighbour searches.
+    """
+    for mod in (rna_mod, protein_mod):
+        if mod not in mdata.mod:
+            raise KeyError(f"Modality {mod!r} not found (modalities: {list(mdata.mod)}).")
+    rna, prot = mdata[rna_mod], mdata[protein_mod]
+    cells = mdata.obs_names[mdata.obs_names.isin(rna.obs_names) & mdata.obs_names.isin(prot.obs_names)]
+    if len(cells) < n_neighbors + 2:
+        raise ValueError(f"{len(cells)} cells are in both modalities: too few for n_neighbors={n_neighbors}.")
+
+    if rna_rep is None:
+        x_rna = _rna_pca(rna[cells], n_top_genes, n_pcs_rna, random_state)
+    else:
+        x_rna = _given_rep(mdata, rna_mod, rna_rep, cells)
+    if protein_rep is None:
+        x_protein = _protein_pca(prot[cells], n_pcs_protein, random_state)
+    else:
+        x_protein = _given_rep(mdata, protein_mod, protein_rep, cells)
+
+    logger.info("Computing WNN modality weights of %d cells (%s backend).", len(cells), backend)
+    reps = [np.asarray(x_rna, dtype=np.float64), np.asarray(x_protein, dtype=np.float64)]
+    if backend == "exact":
+        w = _exact_weights(reps, n_neighbors, n_bandwidth_neighbors=min(20, len(cells) - 2))
+    elif backend == "muon":
+        w = _muon_weights(reps, cells, n_neighbors, random_state)
+    else:
+        raise ValueError(f"backend must be 'exact' or 'muon', got {backend!r}.")
+    weights = pd.DataFrame(w, index=cells, columns=["rna", "prot"]).reindex(mdata.obs_names)
+
+    rna_key, protein_key = wnn_keys(key_added)
+    mdata.obs[rna_key] = weights["rna"].to_numpy()
+    mdata.obs[protein_key] = weights["prot"].to_numpy()
+    params = {
+        "rna_rep": rna_rep,
+        "protein_rep": protein_rep,
+        "n_neighbors": n_neighbors,
+        "n_pcs_rna": n_pcs_rna,
+        "n_pcs_protein": n_pcs_protein,
+        "n_top_genes": n_top_genes,
+        "rna_mod": rna_mod,
+        "protein_mod": protein_mod,
+        "backend": backend,
+    }
+    # None cannot be written to .h5mu
+    mdata.uns[key_added] = {"params": {k: v for k, v in params.items() if v is not None}}
