@@ -26,7 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--n-cells", type=int, default=5000, help="Cells to simulate when no --input is given.")
     run.add_argument("--rna-modality", default="rna")
     run.add_argument("--protein-modality", default="prot")
-    run.add_argument("--label-key", default="celltype.l2", help="Level-2 labels in mdata.obs (for the report).")
+    run.add_argument("--label-key", default="celltype.l2", help="Cell-type labels in mdata.obs for theta and metrics.")
+    run.add_argument("--level1-key", default="celltype.l1", help="Coarser labels that colour the figures.")
+    run.add_argument("--compare", action="store_true", help="Also run the baselines and draw a comparison.")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--quiet", action="store_true", help="No progress bars.")
 
@@ -49,33 +51,25 @@ def _run(args: argparse.Namespace) -> dict:
     import mudata as md
 
     from indiseek import IndiSeek
+    from indiseek._job import run_job
     from indiseek.datasets import simulate_citeseq
 
     start = time.perf_counter()
     if args.input is None:
-        mdata = simulate_citeseq(n_cells=args.n_cells, seed=args.seed)
+        mdata = simulate_citeseq(n_cells=args.n_cells, seed=args.seed, progress_bar=not args.quiet)
         source = f"simulated ({args.n_cells} cells, seed {args.seed})"
     else:
         mdata = md.read_h5mu(args.input)
         source = str(args.input)
     IndiSeek.setup_mudata(mdata, modalities={"rna_layer": args.rna_modality, "protein_layer": args.protein_modality})
-    model = IndiSeek(mdata, method=args.method, lambda_=args.lambda_)
-    model.train(max_epochs=args.max_epochs, lr=args.lr, seed=args.seed, progress_bar=not args.quiet)
-    model.write_embeddings()
-    args.out.mkdir(parents=True, exist_ok=True)
-    model.save(args.out / "model", overwrite=True)
-    mdata.write_h5mu(args.out / "result.h5mu")
-    summary = {
-        "input": source,
-        "method": args.method,
-        "lambda": args.lambda_,
-        "n_cells": int(mdata.n_obs),
-        "embeddings": model.embedding_keys(),
-        "epochs": {k: int(len(v)) for k, v in model.history_.items()},
-        "seconds": {**{k: round(v, 2) for k, v in model.train_times_.items()}},
-    }
-    summary["seconds"]["total"] = round(time.perf_counter() - start, 2)
-    return summary
+    report = run_job(
+        mdata, args.out, method=args.method, lambda_=args.lambda_, compare=args.compare, label_key=args.label_key,
+        level1_key=args.level1_key, max_epochs=args.max_epochs, lr=args.lr, seed=args.seed,
+        progress_bar=not args.quiet,
+    )  # fmt: skip
+    report = {"input": source, **report, "total_seconds": round(time.perf_counter() - start, 2)}
+    (args.out / "report.json").write_text(json.dumps(report, indent=1))
+    return report
 
 
 def _simulate(args: argparse.Namespace) -> list[dict]:
@@ -101,9 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     if args.command == "run":
-        summary = _run(args)
-        print(json.dumps(summary, indent=1))  # noqa: T201 - the command's output
-        print(f"Wrote {args.out / 'result.h5mu'} and {args.out / 'model'}/")  # noqa: T201
+        report = _run(args)
+        print(json.dumps({k: v for k, v in report.items() if k != "methods"}, indent=1))  # noqa: T201
+        for method, entry in report["methods"].items():
+            figures = {k: round(v, 3) for k, v in entry.items() if isinstance(v, float)}
+            print(f"{method}: {figures}")  # noqa: T201
+        print(f"Wrote {args.out}/: result.h5mu, report.json, model/, figures/")  # noqa: T201
     else:
         records = _simulate(args)
         for r in records:

@@ -1,0 +1,121 @@
+"""The whole CITE-seq job behind ``indiseek run``: train, measure, draw, report."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from . import pl, tl
+from .model import IndiSeek
+from .module import METHODS
+
+logger = logging.getLogger(__name__)
+
+
+def _timed(times: dict[str, float], name: str, fn, *args, **kwargs):
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    times[name] = round(time.perf_counter() - start, 2)
+    return out
+
+
+def train_method(mdata, method: str, lambda_: float, train_kwargs: dict) -> IndiSeek:
+    """Train one method on registered ``mdata`` and write its embeddings into ``mdata.obsm``."""
+    model = IndiSeek(mdata, method=method, lambda_=lambda_)
+    model.train(**train_kwargs)
+    model.write_embeddings()
+    return model
+
+
+def measure(mdata, method: str, label_key: str, level1_key: str | None, figures: Path | None) -> dict:
+    """Theta scores, their rank correlations (WNN weights, ground truth) and cluster metrics of one method.
+
+    Needs ``mdata.obs["wnn_rna_weight"]`` (:func:`indiseek.tl.wnn_weights`) and the method's embeddings in
+    ``.obsm``. Figures go to ``figures/<method>_*.png`` when ``figures`` is given.
+    """
+    result: dict = {"method": method}
+    times: dict[str, float] = {}
+    result["seconds"] = times
+    result.update(_timed(times, "cluster_metrics", tl.cluster_metrics, mdata, f"X_{method}", label_key=label_key))
+    if method == "clip":  # no specific features: no theta
+        return result
+    theta_key = "theta" if method == "indiseek" else f"theta_{method}"
+    _timed(times, "theta", tl.theta_scores, mdata, label_key=label_key, method=method, key_added=theta_key)
+    rho, table = tl.rank_correlation(mdata, score_key=theta_key, reference_key="wnn_rna_weight", groupby=label_key)
+    result["spearman_theta_vs_wnn"] = rho
+    truth = mdata.uns.get("simulation", {}).get("rna_specificity")
+    truth_table = None
+    if truth is not None:
+        result["spearman_theta_vs_truth"], truth_table = tl.rank_correlation(
+            mdata, score_key=theta_key, groupby=label_key, reference=dict(truth)
+        )
+    if figures is not None:
+        color_by = level1_key if level1_key in mdata.obs else None
+        pl.theta_ranking(mdata, groupby=label_key, color_by=color_by, theta_key=theta_key,
+                         save=figures / f"{method}_theta_ranking.png")  # fmt: skip
+        pl.rank_scatter(table, rho=rho, save=figures / f"{method}_rank_vs_wnn.png")
+        if truth_table is not None:
+            pl.rank_scatter(truth_table, rho=result["spearman_theta_vs_truth"], reference_label="RNA specificity",
+                            save=figures / f"{method}_rank_vs_truth.png")  # fmt: skip
+        colors = [k for k in (level1_key, label_key) if k and k in mdata.obs]
+        _timed(times, "umap", pl.embeddings, mdata, method=method, color=colors, save=figures / f"{method}_umaps.png")
+    plt.close("all")
+    return result
+
+
+def run_job(
+    mdata,
+    out: Path,
+    method: str = "indiseek",
+    lambda_: float = 10.0,
+    compare: bool = False,
+    label_key: str = "celltype.l2",
+    level1_key: str | None = "celltype.l1",
+    **train_kwargs,
+) -> dict:
+    """Train ``method`` (and with ``compare`` the other methods) on registered ``mdata``, measure, write files.
+
+    Writes ``out/model/`` (the main method's model), ``out/result.h5mu`` (input, embeddings, theta, WNN
+    weights), ``out/figures/*.png`` and returns the report (also written to ``out/report.json`` by the CLI).
+    Measurements need level-2 labels in ``mdata.obs[label_key]``; without them only training is done.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    figures = out / "figures"
+    figures.mkdir(exist_ok=True)
+    methods = [method] + ([m for m in METHODS if m != method] if compare else [])
+    report: dict = {"n_cells": int(mdata.n_obs), "lambda": lambda_, "main_method": method, "methods": {}}
+    labelled = label_key in mdata.obs
+    if labelled:
+        times: dict[str, float] = {}
+        _timed(times, "wnn_weights", tl.wnn_weights, mdata)
+        report["seconds"] = times
+    else:
+        logger.warning("No %r in mdata.obs: theta scores and metrics are skipped.", label_key)
+        report["seconds"] = {}
+    for m in methods:
+        start = time.perf_counter()
+        model = train_method(mdata, m, lambda_, train_kwargs)
+        entry = {"train_seconds": {k: round(v, 2) for k, v in model.train_times_.items()},
+                 "epochs": {k: len(v) for k, v in model.history_.items()}}  # fmt: skip
+        if labelled:
+            entry.update(measure(mdata, m, label_key, level1_key, figures))
+        entry["total_seconds"] = round(time.perf_counter() - start, 2)
+        report["methods"][m] = entry
+        if m == method:
+            model.save(out / "model", overwrite=True)
+            for key in ("spearman_theta_vs_wnn", "spearman_theta_vs_truth", "ari", "nmi"):
+                if key in entry:
+                    report[key] = entry[key]
+    if compare and labelled:
+        rows = [
+            {"method": m, **{k: v for k, v in e.items() if isinstance(v, float)}} for m, e in report["methods"].items()
+        ]
+        rho = "spearman_theta_vs_truth" if "spearman_theta_vs_truth" in report else "spearman_theta_vs_wnn"
+        pl.method_comparison([r for r in rows if rho in r], metric=rho, save=figures / "comparison_rho.png")
+        pl.method_comparison(rows, metric="ari", save=figures / "comparison_ari.png")
+        plt.close("all")
+    mdata.write_h5mu(out / "result.h5mu")
+    return report

@@ -1,0 +1,24 @@
+"""``indiseek run`` is the whole job: training, theta, WNN weights, rank correlations, metrics, figures, report."""
+
+import json
+
+import mudata as md
+
+from indiseek.cli import main
+
+
+def test_run_writes_report_and_figures(tmp_path):
+    out = tmp_path / "out"
+    main(["run", "--n-cells", "400", "--max-epochs", "2", "--compare", "--out", str(out), "--quiet"])
+    report = json.loads((out / "report.json").read_text())
+    for key in ("spearman_theta_vs_wnn", "spearman_theta_vs_truth", "ari", "nmi"):
+        assert -1 <= report[key] <= 1
+    assert set(report["methods"]) == {"indiseek", "factorizedcl", "infodisen", "clip"}
+    assert {"shared", "specific_rna", "specific_protein"} <= set(report["methods"]["indiseek"]["train_seconds"])
+    assert "wnn_weights" in report["seconds"]
+    figures = {p.name for p in (out / "figures").iterdir()}
+    assert {"indiseek_theta_ranking.png", "indiseek_rank_vs_wnn.png", "indiseek_rank_vs_truth.png",
+            "indiseek_umaps.png", "comparison_rho.png", "comparison_ari.png"} <= figures  # fmt: skip
+    result = md.read_h5mu(out / "result.h5mu")
+    assert {"theta", "theta_factorizedcl", "wnn_rna_weight"} <= set(result.obs)
+    assert "X_infodisen_specific_protein" in result.obsm and (out / "model" / "model.json").is_file()
