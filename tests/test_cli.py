@@ -7,11 +7,14 @@ from indiseek import IndiSeek
 from indiseek.cli import main
 
 
-def test_run_on_default_simulated_data(tmp_path, capsys):
+def test_run_trains_and_saves(tmp_path):
+    """Without labels (here: an absent label key) the job trains, saves and reports timings only."""
     out = tmp_path / "out"
-    assert main(["run", "--n-cells", "300", "--max-epochs", "1", "--out", str(out), "--quiet"]) == 0
-    summary = json.loads(capsys.readouterr().out.split("\nWrote")[0])
-    assert summary["n_cells"] == 300 and summary["epochs"]["shared"] == 1
+    args = ["run", "--n-cells", "300", "--max-epochs", "1", "--label-key", "absent", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["n_cells"] == 300 and report["methods"]["indiseek"]["epochs"]["shared"] == 1
+    assert "spearman_theta_vs_wnn" not in report
     result = md.read_h5mu(out / "result.h5mu")
     assert result.obsm["X_indiseek_specific_rna"].shape == (300, 50)
     model = IndiSeek.load(out / "model", result)
@@ -22,7 +25,8 @@ def test_run_on_an_input_file(tmp_path, small_mdata):
     path = tmp_path / "in.h5mu"
     small_mdata.write_h5mu(path)
     out = tmp_path / "out"
-    main(["run", "--input", str(path), "--method", "clip", "--max-epochs", "1", "--out", str(out), "--quiet"])
+    args = ["run", "--input", str(path), "--method", "clip", "--max-epochs", "1", "--label-key", "absent"]
+    main([*args, "--out", str(out), "--quiet"])
     assert "X_clip_shared_protein" in md.read_h5mu(out / "result.h5mu").obsm
 
 
