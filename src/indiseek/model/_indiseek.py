@@ -229,7 +229,7 @@ class IndiSeek(BaseModelClass):
         early_stopping, early_stopping_patience
             Stop a stage when its validation loss has not improved for this many epochs.
         estimator_lr, n_estimator_steps
-            Learning rate (default ``3 * lr``) and steps per encoder step of CLUB's Gaussian ``q(z | c)``.
+            Learning rate (default ``lr``) and steps per encoder step of CLUB's Gaussian ``q(z | c)``.
         weight_decay
             Adam weight decay of the encoders.
         accelerator, device

@@ -196,8 +196,9 @@ def train_specific(
     max_epochs, batch_size, lr, weight_decay
         Budget, batch size and Adam settings of the encoder.
     estimator_lr
-        Learning rate of CLUB's Gaussian (default: ``3 * lr``: an under-fitted Gaussian gives a loose, noisy
-        bound, so it learns faster than the encoder it watches).
+        Learning rate of CLUB's Gaussian (default: ``lr``, as in CLUB's reference code). A higher rate fits the
+        Gaussian more tightly, which strengthens the independence term: on the simulations with oracle shared
+        features 3x the encoder's rate helps, while on simulated CITE-seq it erases the specific features.
     n_estimator_steps
         Steps of CLUB's Gaussian per encoder step (the paper uses 5).
     stage
@@ -210,7 +211,7 @@ def train_specific(
     estimator = module.estimator
     q_optimizer = None
     if estimator is not None:
-        q_optimizer = torch.optim.Adam(estimator.parameters(), lr=estimator_lr or 3 * lr)
+        q_optimizer = torch.optim.Adam(estimator.parameters(), lr=estimator_lr or lr)
 
     def fit_estimator(idx: torch.Tensor, z: torch.Tensor, n_steps: int) -> float:
         z = z.detach()
