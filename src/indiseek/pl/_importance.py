@@ -21,7 +21,10 @@ def _title(record: Mapping[str, Any]) -> str:
 
 
 def _grid(records: Sequence[Mapping[str, Any]]) -> tuple[int, int, list[tuple[int, int]]]:
-    """Rows = methods (and settings, if several), columns = lambdas; one row per record if cells collide."""
+    """Rows = methods (and settings, if several), columns = lambdas; one row per record if cells collide.
+
+    When every row holds a single panel (one lambda per method), the panels stand side by side instead.
+    """
     several = len({r.get("setting") for r in records}) > 1
     row_keys = [(r.get("setting") if several else None, str(r.get("method"))) for r in records]
     col_keys = [None if r.get("lambda") is None else float(r["lambda"]) for r in records]
@@ -30,6 +33,8 @@ def _grid(records: Sequence[Mapping[str, Any]]) -> tuple[int, int, list[tuple[in
     cells = [(rows.index(rk), cols.index(ck)) for rk, ck in zip(row_keys, col_keys, strict=True)]
     if len(set(cells)) < len(cells):
         return len(records), 1, [(i, 0) for i in range(len(records))]
+    if len(rows) == len(records) and len(cols) > 1:
+        return 1, len(records), [(0, i) for i in range(len(records))]
     return len(rows), len(cols), cells
 
 
