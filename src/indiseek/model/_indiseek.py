@@ -14,7 +14,7 @@ from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager, fields
 from scvi.model.base import BaseModelClass
 
-from indiseek.module import METHODS, IndiSeekModule, get_objective
+from indiseek.module import IndiSeekModule, get_objective
 from indiseek.pp import ProteinInputs, RNAInputs
 from indiseek.train import train_shared, train_specific
 
@@ -422,8 +422,4 @@ class IndiSeek(BaseModelClass):
         from pathlib import Path
 
         info = json.loads((Path(dir_path) / "model.json").read_text())
-        logger.info("setup_mudata arguments: %s", info["setup_args"])
         print(pd.Series(info["setup_args"], dtype=object).to_string())  # noqa: T201 - a viewer prints
-
-
-__all__ = ["IndiSeek", "METHODS"]
