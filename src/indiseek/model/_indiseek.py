@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -418,8 +420,5 @@ class IndiSeek(BaseModelClass):
     @staticmethod
     def view_setup_args(dir_path: str, prefix: str | None = None) -> None:
         """Print the arguments a saved model was registered with."""
-        import json
-        from pathlib import Path
-
         info = json.loads((Path(dir_path) / "model.json").read_text())
         print(pd.Series(info["setup_args"], dtype=object).to_string())  # noqa: T201 - a viewer prints
