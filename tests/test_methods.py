@@ -80,6 +80,17 @@ def test_fit_specific_is_callable_on_arrays():
         enc(X[:, :3])
 
 
+def test_fit_specific_weight_decay_shrinks_the_encoder():
+    X, C = indiseek.sim.simulate_setting(1, n=600, seed=0)
+    kwargs = dict(lambda_=0.1, n_specific=4, n_hidden=16, n_layers=3, max_epochs=10, lr=1e-2, progress_bar=False)
+
+    def encoder_norm(weight_decay: float) -> float:
+        enc = indiseek.fit_specific(X, shared=C, weight_decay=weight_decay, **kwargs)
+        return sum(float(p.norm()) for p in enc.module.encoder.parameters())
+
+    assert encoder_norm(1.0) < 0.5 * encoder_norm(0.0)
+
+
 def test_fit_specific_errors():
     X, C = indiseek.sim.simulate_setting(1, n=200, seed=0)
     with pytest.raises(ValueError, match="learns no specific features"):

@@ -22,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--method", default="indiseek", help="indiseek, factorizedcl, infodisen or clip.")
     run.add_argument("--lambda", dest="lambda_", type=float, default=10.0, help="Weight of the capture term.")
     run.add_argument("--max-epochs", type=int, default=100, help="Epochs of each training stage.")
-    run.add_argument("--lr", type=float, default=1e-4, help="Learning rate.")
+    run.add_argument("--lr", type=float, default=1e-3, help="Learning rate.")
     run.add_argument("--n-cells", type=int, default=5000, help="Cells to simulate when no --input is given.")
     run.add_argument("--rna-modality", default="rna")
     run.add_argument("--protein-modality", default="prot")

@@ -54,6 +54,7 @@ def fit_specific(
     max_epochs: int = 40,
     batch_size: int = 100,
     lr: float = 1e-3,
+    weight_decay: float = 0.0,
     estimator_lr: float | None = 3e-3,
     n_estimator_steps: int = 5,
     temperature: float = 0.1,
@@ -88,6 +89,8 @@ def fit_specific(
     max_epochs, batch_size, lr
         Training budget and Adam learning rate. The defaults (40 epochs of batches of 100 at 1e-3) put
         IndiSeek's importance on the ideal coordinates of the paper's Settings 1 and 2 at ``lambda_ = 0.1``.
+    weight_decay
+        Adam weight decay (L2 penalty) of the encoder, decoder and critics.
     estimator_lr, n_estimator_steps
         Learning rate and steps per encoder step of CLUB's Gaussian (``None``: ``lr``). The default 3e-3
         fits the Gaussian faster than the encoder moves, which the simulations need to exclude the shared
@@ -140,6 +143,7 @@ def fit_specific(
         max_epochs=max_epochs,
         batch_size=batch_size,
         lr=lr,
+        weight_decay=weight_decay,
         estimator_lr=estimator_lr,
         n_estimator_steps=n_estimator_steps,
         early_stopping=early_stopping,

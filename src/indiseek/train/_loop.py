@@ -130,7 +130,7 @@ def train_shared(
     *,
     max_epochs: int,
     batch_size: int = 128,
-    lr: float = 1e-4,
+    lr: float = 1e-3,
     weight_decay: float = 0.0,
     **loop_kwargs,
 ) -> pd.DataFrame:
@@ -168,7 +168,7 @@ def train_specific(
     *,
     max_epochs: int,
     batch_size: int = 128,
-    lr: float = 1e-4,
+    lr: float = 1e-3,
     estimator_lr: float | None = None,
     n_estimator_steps: int = 5,
     weight_decay: float = 0.0,
