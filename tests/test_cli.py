@@ -44,3 +44,13 @@ def test_simulate_writes_records(tmp_path):
         assert {"setting", "method", "lambda", "runs", "importance", "importance_std", "seconds"} <= set(r)
         assert len(r["importance"]) == 6 and abs(sum(r["importance"]) - 1) < 1e-6
     assert figure.stat().st_size > 0
+
+
+def test_simulate_with_the_critic_estimator(tmp_path):
+    out = tmp_path / "res.json"
+    args = ["simulate", "--setting", "2", "--club-estimator", "critic", "--runs", "1", "--n", "300",
+            "--max-epochs", "1", "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    record = json.loads(out.read_text())
+    assert record["options"] == {"club_estimator": "critic"}
+    assert np.isfinite(record["final_losses"][0]["train_independence"])

@@ -7,6 +7,7 @@ import torch
 import indiseek
 from indiseek import IndiSeek
 from indiseek.module import SpecificModule, get_objective
+from indiseek.nn import CriticCLUB, GaussianCLUB
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +49,45 @@ def test_only_club_methods_have_an_estimator():
     assert _module("indiseek").estimator is not None
     assert _module("factorizedcl").estimator is not None
     assert _module("infodisen").estimator is None
+
+
+def _draw(n, generator, dependent):
+    """Pairs whose only dependence is in the joint of z: the sign of c decides whether z1 and z2 agree."""
+    c = torch.randn(n, 1, generator=generator)
+    u = torch.randn(n, 1, generator=generator)
+    second = torch.sign(c) * u if dependent else torch.randn(n, 1, generator=generator)
+    return torch.cat([u, second + 0.1 * torch.randn(n, 1, generator=generator)], dim=1), c
+
+
+def _fitted_bound(estimator, dependent, steps=400):
+    g = torch.Generator().manual_seed(0)
+    optimizer = torch.optim.Adam(estimator.parameters(), lr=3e-3)
+    for _ in range(steps):
+        loss = estimator.learning_loss(*_draw(256, g, dependent))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        return float(estimator(*_draw(8192, g, dependent)))
+
+
+def test_critic_club_sees_a_dependence_the_gaussian_misses():
+    torch.manual_seed(0)
+    gaussian = _fitted_bound(GaussianCLUB(2, 1, n_hidden=32, n_layers=3), dependent=True)
+    critic = _fitted_bound(CriticCLUB(2, 1, n_hidden=32, n_layers=3), dependent=True)
+    critic_independent = _fitted_bound(CriticCLUB(2, 1, n_hidden=32, n_layers=3), dependent=False)
+    assert critic > 0.5  # I(Z; C) is close to log 2 here, and the bound adds the lautum information
+    assert abs(gaussian) < 0.1 and abs(critic_independent) < 0.1
+
+
+def test_club_estimator_option():
+    X, C = indiseek.sim.simulate_setting(2, n=600, seed=0)
+    enc = indiseek.fit_specific(X, shared=C, club_estimator="critic", n_specific=4, n_hidden=16, n_layers=3,
+                                max_epochs=2, progress_bar=False)  # fmt: skip
+    assert isinstance(enc.module.estimator, CriticCLUB) and np.isfinite(enc(X)).all()
+    assert np.isfinite(enc.history.to_numpy()).all()
+    with pytest.raises(ValueError, match="club_estimator"):
+        indiseek.fit_specific(X, shared=C, club_estimator="kde")
 
 
 @pytest.mark.parametrize("method", ["factorizedcl", "infodisen", "clip"])

@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--n", type=int, default=10_000, help="Training points per run.")
     sim.add_argument("--max-epochs", type=int, default=None)
     sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument(
+        "--club-estimator", choices=["gaussian", "critic"], default="gaussian", help="Estimator of the CLUB term."
+    )
     sim.add_argument("--out", type=Path, default=Path("results.json"))
     sim.add_argument("--figure", type=Path, help="Also draw the importance panels to this file.")
     sim.add_argument("--quiet", action="store_true")
@@ -79,7 +82,7 @@ def _simulate(args: argparse.Namespace) -> list[dict]:
     methods = args.method.split(",")
     records = run_sweep(
         args.setting, methods, lambdas, runs=args.runs, n=args.n, max_epochs=args.max_epochs, seed=args.seed,
-        progress_bar=not args.quiet,
+        club_estimator=args.club_estimator, progress_bar=not args.quiet,
     )  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(records if len(records) > 1 else records[0], indent=1))

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from indiseek.sim import DISCRETE_VALUES, IDEAL_COORDINATES, ideal_coordinates, simulate_setting
+from indiseek.sim import DISCRETE_VALUES, IDEAL_COORDINATES, ideal_coordinates, oracle_shared, simulate_setting
 
 
 @pytest.mark.parametrize("setting", [1, 2, 3, 4])
@@ -31,6 +31,19 @@ def test_setting_2_and_4_definition(setting):
     np.testing.assert_array_equal(X[:, 2], np.float32(0.2) * (X[:, 0] + X[:, 1]))
     np.testing.assert_array_equal(X[:, 3], X[:, 0] * X[:, 1])
     np.testing.assert_array_equal(C, X[:, :2])
+
+
+@pytest.mark.parametrize("setting", [1, 2, 3, 4])
+def test_oracle_shared_matches_the_data_and_extends_off_it(setting):
+    X, C = simulate_setting(setting, n=300, seed=5)
+    np.testing.assert_array_equal(oracle_shared(setting, X), C)
+    masked = X.copy()
+    masked[:, 0] = 0.0
+    assert np.all(oracle_shared(setting, masked)[:, 0] == 0) and np.array_equal(
+        oracle_shared(setting, masked)[:, 1], C[:, 1]
+    )
+    with pytest.raises(ValueError, match=r"\(n, 6\)"):
+        oracle_shared(setting, X[:, :5])
 
 
 def test_discrete_coordinates():

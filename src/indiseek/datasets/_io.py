@@ -288,17 +288,7 @@ def bmcite(path: str | Path) -> MuData:
     and ``celltype.l2`` with 27 types) are distributed as an R package, so they are exported once from R
     into a folder, then read here. In R (Seurat v5 also accepts ``slot =``, with a deprecation note)::
 
-        library(Seurat)
-        library(SeuratData)
-        InstallData("bmcite")
-        bm <- LoadData(ds = "bmcite")
-        dir.create("bmcite")
-        Matrix::writeMM(as(GetAssayData(bm, assay = "RNA", slot = "counts"), "CsparseMatrix"), "bmcite/rna_counts.mtx")
-        writeLines(rownames(bm[["RNA"]]), "bmcite/rna_genes.txt")
-        Matrix::writeMM(as(GetAssayData(bm, assay = "ADT", slot = "counts"), "CsparseMatrix"), "bmcite/adt_counts.mtx")
-        writeLines(rownames(bm[["ADT"]]), "bmcite/adt_names.txt")
-        writeLines(colnames(bm), "bmcite/barcodes.txt")
-        write.csv(bm[[]], "bmcite/metadata.csv")
+        {export_script}
 
     Parameters
     ----------
@@ -364,3 +354,8 @@ def bmcite(path: str | Path) -> MuData:
     rna = ad.AnnData(_as_rna(rna_x), obs=obs.copy(), var=pd.DataFrame(index=genes))
     prot = ad.AnnData(_as_protein(adt_x), obs=obs.copy(), var=pd.DataFrame(index=proteins))
     return _make_mudata(rna, prot, metadata)
+
+
+# The export script is written once, above, and shown both in the documentation and in error messages.
+if bmcite.__doc__:  # None under python -OO
+    bmcite.__doc__ = bmcite.__doc__.replace("{export_script}", _BMCITE_R.replace("\n", "\n        "))

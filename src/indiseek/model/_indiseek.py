@@ -16,7 +16,7 @@ from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager, fields
 from scvi.model.base import BaseModelClass
 
-from indiseek.module import IndiSeekModule, get_objective
+from indiseek.module import CLUB_ESTIMATORS, IndiSeekModule, get_objective
 from indiseek.pp import ProteinInputs, RNAInputs
 from indiseek.train import train_shared, train_specific
 
@@ -76,7 +76,10 @@ class IndiSeek(BaseModelClass):
     capture_temperature
         Temperature of the InfoNCE capture term of FactorizedCL and InfoDisen.
     club_sample
-        Use the sampled-negative CLUB estimator (one permuted negative) instead of all pairs.
+        Use the sampled-negative Gaussian CLUB estimator (one permuted negative) instead of all pairs.
+    club_estimator
+        Estimator of the CLUB term (IndiSeek, FactorizedCL): ``"gaussian"`` (the paper's variational Gaussian) or
+        ``"critic"`` (a scalar critic of ``(z, c)`` that also sees dependence spread over several coordinates).
     n_top_genes, n_pcs
         Highly variable genes and principal components of the RNA inputs (paper: 200 components).
 
@@ -103,6 +106,7 @@ class IndiSeek(BaseModelClass):
         learn_temperature: bool = True,
         capture_temperature: float = 0.1,
         club_sample: bool = False,
+        club_estimator: str = "gaussian",
         n_top_genes: int = 2000,
         n_pcs: int = 200,
     ):
@@ -111,12 +115,15 @@ class IndiSeek(BaseModelClass):
         get_objective(method)
         if lambda_ < 0:
             raise ValueError(f"lambda_ must be non-negative, got {lambda_}.")
+        if club_estimator not in CLUB_ESTIMATORS:
+            raise ValueError(f"Unknown club_estimator {club_estimator!r}; choose one of {CLUB_ESTIMATORS}.")
         self.method = method
         self.init_params_ = {
             "method": method, "n_shared": n_shared, "n_specific": n_specific, "n_hidden": n_hidden,
             "n_layers": n_layers, "lambda_": float(lambda_), "temperature": temperature,
             "learn_temperature": learn_temperature, "capture_temperature": capture_temperature,
-            "club_sample": club_sample, "n_top_genes": n_top_genes, "n_pcs": n_pcs,
+            "club_sample": club_sample, "club_estimator": club_estimator, "n_top_genes": n_top_genes,
+            "n_pcs": n_pcs,
         }  # fmt: skip
         self.setup_args_ = self.adata_manager.registry["setup_args"]
         rna, protein = self._modality_keys()
@@ -299,7 +306,7 @@ class IndiSeek(BaseModelClass):
 
     def _module_kwargs(self) -> dict:
         keys = ("method", "n_shared", "n_specific", "n_hidden", "n_layers", "lambda_", "temperature",
-                "learn_temperature", "capture_temperature", "club_sample")  # fmt: skip
+                "learn_temperature", "capture_temperature", "club_sample", "club_estimator")  # fmt: skip
         return {k: self.init_params_[k] for k in keys}
 
     @property

@@ -3,9 +3,10 @@
 from ._indiseek import IndiSeekModule
 from ._objectives import METHODS, OBJECTIVES, SpecificObjective, get_objective
 from ._shared import SharedModule
-from ._specific import SpecificModule
+from ._specific import CLUB_ESTIMATORS, SpecificModule
 
 __all__ = [
+    "CLUB_ESTIMATORS",
     "IndiSeekModule",
     "METHODS",
     "OBJECTIVES",

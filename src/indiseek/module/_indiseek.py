@@ -29,7 +29,9 @@ class IndiSeekModule(nn.Module):
     capture_temperature
         Temperature of the InfoNCE capture term (FactorizedCL, InfoDisen).
     club_sample
-        Use the sampled-negative CLUB estimator.
+        Use the sampled-negative Gaussian CLUB estimator.
+    club_estimator
+        ``"gaussian"`` or ``"critic"``: the estimator of the CLUB term (see :class:`SpecificModule`).
     """
 
     def __init__(
@@ -46,6 +48,7 @@ class IndiSeekModule(nn.Module):
         learn_temperature: bool = True,
         capture_temperature: float = 0.1,
         club_sample: bool = False,
+        club_estimator: str = "gaussian",
     ):
         super().__init__()
         self.shared = SharedModule(
@@ -66,6 +69,7 @@ class IndiSeekModule(nn.Module):
                         n_layers,
                         capture_temperature,
                         club_sample,
+                        club_estimator,
                     )
                     for modality, n_input in (("rna", n_input_rna), ("protein", n_input_protein))
                 }

@@ -5,9 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from indiseek.nn import MLP, GaussianCLUB, clip_loss, orthogonality_loss
+from indiseek.nn import MLP, CriticCLUB, GaussianCLUB, clip_loss, orthogonality_loss
 
 from ._objectives import SpecificObjective
+
+#: Estimators of the CLUB independence term.
+CLUB_ESTIMATORS = ("gaussian", "critic")
 
 
 class SpecificModule(nn.Module):
@@ -38,7 +41,10 @@ class SpecificModule(nn.Module):
     temperature
         Temperature of the InfoNCE capture term (baselines only).
     club_sample
-        Use the sampled-negative CLUB estimator instead of the all-pairs one.
+        Use the sampled-negative Gaussian CLUB estimator instead of the all-pairs one.
+    club_estimator
+        ``"gaussian"`` (:class:`~indiseek.nn.GaussianCLUB`, the paper's) or ``"critic"``
+        (:class:`~indiseek.nn.CriticCLUB`, which also sees dependence spread over several coordinates of ``Z``).
     """
 
     def __init__(
@@ -52,10 +58,13 @@ class SpecificModule(nn.Module):
         n_layers: int = 5,
         temperature: float = 0.1,
         club_sample: bool = False,
+        club_estimator: str = "gaussian",
     ):
         super().__init__()
         if lambda_ < 0:
             raise ValueError(f"lambda_ must be non-negative, got {lambda_}.")
+        if club_estimator not in CLUB_ESTIMATORS:
+            raise ValueError(f"Unknown club_estimator {club_estimator!r}; choose one of {CLUB_ESTIMATORS}.")
         self.objective = objective
         self.lambda_ = lambda_
         self.temperature = temperature
@@ -65,11 +74,11 @@ class SpecificModule(nn.Module):
         else:
             self.joint_embedding = MLP(n_specific + n_shared, n_specific, n_hidden, n_layers)
             self.input_embedding = MLP(n_input, n_specific, n_hidden, n_layers)
-        self.estimator = (
-            GaussianCLUB(n_specific, n_shared, n_hidden, n_layers, sample=club_sample)
-            if objective.independence == "club"
-            else None
-        )
+        self.estimator: GaussianCLUB | CriticCLUB | None = None
+        if objective.independence == "club" and club_estimator == "critic":
+            self.estimator = CriticCLUB(n_specific, n_shared, n_hidden, n_layers)
+        elif objective.independence == "club":
+            self.estimator = GaussianCLUB(n_specific, n_shared, n_hidden, n_layers, sample=club_sample)
         # E|X_i|^2 over the training inputs: the constant that makes reconstruction scale-free.
         self.register_buffer("input_sq_norm", torch.tensor(1.0))
 
@@ -121,6 +130,6 @@ class SpecificModule(nn.Module):
         return {"loss": independence + self.lambda_ * capture, "independence": independence, "capture": capture, "z": z}
 
     def estimator_loss(self, z: torch.Tensor, c_own: torch.Tensor, c_other: torch.Tensor) -> torch.Tensor:
-        """Negative log-likelihood that fits CLUB's Gaussian ``q(z | c)`` on detached ``z``."""
+        """Loss that fits CLUB's estimator (Gaussian likelihood or critic) on detached ``z``."""
         c_ind = self._pick(self.objective.independence_shared, c_own, c_other)
         return self.estimator.learning_loss(z, c_ind)

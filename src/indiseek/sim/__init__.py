@@ -1,8 +1,15 @@
 """The paper's simulation settings (oracle shared features, one modality)."""
 
 from ._run import run_setting, run_sweep
-from ._settings import DISCRETE_VALUES, IDEAL_COORDINATES, SETTINGS, ideal_coordinates, simulate_setting
+from ._settings import DISCRETE_VALUES, IDEAL_COORDINATES, SETTINGS, ideal_coordinates, oracle_shared, simulate_setting
 
 __all__: list[str] = []
-__all__ += ["DISCRETE_VALUES", "IDEAL_COORDINATES", "SETTINGS", "ideal_coordinates", "simulate_setting"]
+__all__ += [
+    "DISCRETE_VALUES",
+    "IDEAL_COORDINATES",
+    "SETTINGS",
+    "ideal_coordinates",
+    "oracle_shared",
+    "simulate_setting",
+]
 __all__ += ["run_setting", "run_sweep"]

@@ -64,14 +64,15 @@ def run_setting(
     ``importance`` (mean normalised importance, 6 floats), ``importance_std`` (its standard deviation
     over runs), ``importance_runs`` (one list of 6 floats per run), ``ideal`` (0-based indices of the
     ideal coordinates), ``ideal_share`` (mean importance on the ideal coordinates), ``final_losses``
-    (last row of each run's training history), ``seconds`` (wall time), ``n``, ``n_test``, ``max_epochs``
-    and ``seed``.
+    (last row of each run's training history), ``seconds`` (wall time), ``n``, ``n_test``, ``max_epochs``,
+    ``seed`` and ``options`` (the other ``fit_kwargs``, e.g. ``club_estimator``).
     """
     from indiseek.model import fit_specific
 
     ideal = ideal_coordinates(setting)
     if runs < 1:
         raise ValueError(f"`runs` must be positive, got {runs}.")
+    options = dict(fit_kwargs)
     if max_epochs is not None:
         fit_kwargs["max_epochs"] = max_epochs
     fit_kwargs.setdefault("train_size", n / (n + n_test))
@@ -114,6 +115,7 @@ def run_setting(
         "n_test": int(n_test),
         "max_epochs": max_epochs,
         "seed": int(seed),
+        "options": options,
     }
 
 

@@ -65,12 +65,34 @@ def simulate_setting(setting: int, n: int = 10000, seed: int = 0) -> tuple[np.nd
     if setting in (1, 3):
         if setting == 3:
             x[:, 2:] = rng.choice(DISCRETE_VALUES, size=(n, 4))
-        ax = x[:, :2]
-        c = 0.5 * ax + 0.2 * np.sin(ax) + 0.2 * ax**3
     else:
         if setting == 4:
             x[:, 4:] = rng.choice(DISCRETE_VALUES, size=(n, 2))
         x[:, 2] = 0.2 * (x[:, 0] + x[:, 1])
         x[:, 3] = x[:, 0] * x[:, 1]
-        c = x[:, :2].copy()
-    return x, c.astype(np.float32)
+    return x, oracle_shared(setting, x)
+
+
+def oracle_shared(setting: int, X: np.ndarray) -> np.ndarray:
+    """The oracle shared features ``C`` of a setting as a function of ``X``, at any points (also off the data).
+
+    Parameters
+    ----------
+    setting
+        Simulation setting, 1 to 4.
+    X
+        Points, shape ``(n, 6)``.
+
+    Returns
+    -------
+    float32 array of shape ``(n, 2)``: ``0.5 Ax + 0.2 sin(Ax) + 0.2 (Ax)^3`` with ``Ax = (x1, x2)`` in Settings 1
+    and 3, ``(x1, x2)`` in Settings 2 and 4.
+    """
+    setting = _check(setting)
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[1] != 6:
+        raise ValueError(f"Expected points of shape (n, 6), got {X.shape}.")
+    ax = X[:, :2].astype(np.float32)
+    if setting in (1, 3):
+        return 0.5 * ax + 0.2 * np.sin(ax) + 0.2 * ax**3
+    return ax.copy()
