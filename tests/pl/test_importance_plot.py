@@ -38,6 +38,14 @@ def test_sweep_grid():
     assert titles[0] == "IndiSeek, lambda=0.01" and titles[5] == "InfoDisen, lambda=1"
 
 
+def test_estimator_gets_its_own_row():
+    critic = {**_record("indiseek", 0.01), "options": {"club_estimator": "critic"}}
+    fig = importance([_record("indiseek", 0.01), _record("indiseek", 0.1), critic])
+    assert [a.get_title() for a in fig.axes if a.get_visible()] == [
+        "IndiSeek, lambda=0.01", "IndiSeek, lambda=0.1", "IndiSeek (critic), lambda=0.01"
+    ]  # fmt: skip
+
+
 def test_given_axes():
     fig = Figure()
     axes = fig.subplots(1, 2)

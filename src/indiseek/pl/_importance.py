@@ -14,9 +14,16 @@ from matplotlib.patches import Patch
 _METHOD_NAMES = {"indiseek": "IndiSeek", "factorizedcl": "FactorizedCL", "infodisen": "InfoDisen", "clip": "CLIP"}
 
 
-def _title(record: Mapping[str, Any]) -> str:
+def _method_label(record: Mapping[str, Any]) -> str:
+    """The method's name, with its CLUB estimator when it is not the default Gaussian."""
     method = str(record.get("method", ""))
     name = _METHOD_NAMES.get(method.lower(), method)
+    estimator = (record.get("options") or {}).get("club_estimator", "gaussian")
+    return name if estimator == "gaussian" else f"{name} ({estimator})"
+
+
+def _title(record: Mapping[str, Any]) -> str:
+    name = _method_label(record)
     return f"{name}, lambda={record['lambda']:g}" if "lambda" in record else name
 
 
@@ -26,7 +33,7 @@ def _grid(records: Sequence[Mapping[str, Any]]) -> tuple[int, int, list[tuple[in
     When every row holds a single panel (one lambda per method), the panels stand side by side instead.
     """
     several = len({r.get("setting") for r in records}) > 1
-    row_keys = [(r.get("setting") if several else None, str(r.get("method"))) for r in records]
+    row_keys = [(r.get("setting") if several else None, _method_label(r)) for r in records]
     col_keys = [None if r.get("lambda") is None else float(r["lambda"]) for r in records]
     rows = list(dict.fromkeys(row_keys))
     cols = sorted(set(col_keys), key=lambda v: (v is None, v or 0.0))
