@@ -90,6 +90,24 @@ def test_club_estimator_option():
         indiseek.fit_specific(X, shared=C, club_estimator="kde")
 
 
+def test_model_with_the_critic_estimator_round_trips(small_mdata, tmp_path):
+    mdata = small_mdata.copy()
+    IndiSeek.setup_mudata(mdata)
+    with pytest.raises(ValueError, match="club_estimator"):
+        IndiSeek(mdata, club_estimator="kde")
+    model = IndiSeek(mdata, club_estimator="critic", n_shared=6, n_specific=5, n_hidden=16, n_layers=3, n_pcs=20)
+    model.train(max_epochs=2, batch_size=64, lr=1e-3, progress_bar=False)
+    assert isinstance(model.module.specific["rna"].estimator, CriticCLUB)
+    model.save(tmp_path / "model")
+    loaded = IndiSeek.load(tmp_path / "model", mdata)
+    np.testing.assert_allclose(
+        loaded.get_latent_representation(modality="rna", kind="specific"),
+        model.get_latent_representation(modality="rna", kind="specific"),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
 @pytest.mark.parametrize("method", ["factorizedcl", "infodisen", "clip"])
 def test_baselines_through_the_model_api(small_mdata, method):
     mdata = small_mdata.copy()
