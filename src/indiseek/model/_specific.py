@@ -88,8 +88,9 @@ def fit_specific(
     shared_other
         Shared features of the other modality ``C_{3-i}``; defaults to ``shared``.
     max_epochs, batch_size, lr
-        Training budget and Adam learning rate. The defaults (40 epochs of batches of 100 at 1e-3) put
-        IndiSeek's importance on the ideal coordinates of the paper's Settings 1 and 2 at ``lambda_ = 0.1``.
+        Training budget and Adam learning rate. With the defaults (40 epochs of batches of 100 at 1e-3)
+        IndiSeek at ``lambda_ = 0.1`` puts 96% of its importance on the ideal coordinates of the paper's Setting 1
+        and 78% in Setting 2 (10 runs each).
     weight_decay
         Adam weight decay (L2 penalty) of the encoder, decoder and critics.
     estimator_lr, n_estimator_steps
@@ -102,8 +103,9 @@ def fit_specific(
         Use the sampled-negative Gaussian CLUB estimator.
     club_estimator
         ``"gaussian"`` (the paper's) or ``"critic"``: a scalar critic of ``(z, c)``, which also sees dependence that
-        a Gaussian ``q(z | c)`` misses. In Setting 2 of the paper's simulations at ``lambda_ = 0.01`` it makes the
-        features independent of the shared ones on the data (see the documentation's results page).
+        a Gaussian ``q(z | c)`` misses. In Setting 2 of the paper's simulations at ``lambda_ = 0.01`` it lowers the
+        share of the shared features recoverable from ``Z`` (R^2 0.66 to 0.24) and raises the importance on x5, x6
+        from 0.63 to 0.80 (see the documentation's results page).
     train_size, early_stopping
         Fraction of rows used for training (the rest validates) and whether to stop early on it.
     seed
