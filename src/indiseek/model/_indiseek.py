@@ -16,7 +16,7 @@ from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager, fields
 from scvi.model.base import BaseModelClass
 
-from indiseek.module import CLUB_ESTIMATORS, IndiSeekModule, get_objective
+from indiseek.module import IndiSeekModule, check_club_estimator, get_objective
 from indiseek.pp import ProteinInputs, RNAInputs
 from indiseek.train import train_shared, train_specific
 
@@ -115,8 +115,7 @@ class IndiSeek(BaseModelClass):
         get_objective(method)
         if lambda_ < 0:
             raise ValueError(f"lambda_ must be non-negative, got {lambda_}.")
-        if club_estimator not in CLUB_ESTIMATORS:
-            raise ValueError(f"Unknown club_estimator {club_estimator!r}; choose one of {CLUB_ESTIMATORS}.")
+        check_club_estimator(club_estimator)
         self.method = method
         self.init_params_ = {
             "method": method, "n_shared": n_shared, "n_specific": n_specific, "n_hidden": n_hidden,

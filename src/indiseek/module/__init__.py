@@ -3,7 +3,7 @@
 from ._indiseek import IndiSeekModule
 from ._objectives import METHODS, OBJECTIVES, SpecificObjective, get_objective
 from ._shared import SharedModule
-from ._specific import CLUB_ESTIMATORS, SpecificModule
+from ._specific import CLUB_ESTIMATORS, SpecificModule, check_club_estimator
 
 __all__ = [
     "CLUB_ESTIMATORS",
@@ -13,5 +13,6 @@ __all__ = [
     "SharedModule",
     "SpecificModule",
     "SpecificObjective",
+    "check_club_estimator",
     "get_objective",
 ]

@@ -13,6 +13,12 @@ from ._objectives import SpecificObjective
 CLUB_ESTIMATORS = ("gaussian", "critic")
 
 
+def check_club_estimator(name: str) -> None:
+    """Raise a clear error for an unknown ``club_estimator``."""
+    if name not in CLUB_ESTIMATORS:
+        raise ValueError(f"Unknown club_estimator {name!r}; choose one of {CLUB_ESTIMATORS}.")
+
+
 class SpecificModule(nn.Module):
     """Specific features ``Z_i = h_i(X_i)`` of one modality and the loss that shapes them.
 
@@ -63,8 +69,7 @@ class SpecificModule(nn.Module):
         super().__init__()
         if lambda_ < 0:
             raise ValueError(f"lambda_ must be non-negative, got {lambda_}.")
-        if club_estimator not in CLUB_ESTIMATORS:
-            raise ValueError(f"Unknown club_estimator {club_estimator!r}; choose one of {CLUB_ESTIMATORS}.")
+        check_club_estimator(club_estimator)
         self.objective = objective
         self.lambda_ = lambda_
         self.temperature = temperature
