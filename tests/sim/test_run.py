@@ -1,6 +1,7 @@
 import numpy as np
+import pytest
 
-from indiseek.sim import run_setting, run_sweep
+from indiseek.sim import pool_records, run_setting, run_sweep
 
 
 def test_run_setting_record():
@@ -26,3 +27,25 @@ def test_run_sweep_order():
         ("infodisen", 0.1),
         ("infodisen", 1.0),
     ]
+
+
+def test_pool_records_equals_one_longer_record():
+    kwargs = dict(n=300, n_test=0, max_epochs=1, progress_bar=False, batch_size=100)
+    whole = run_setting(1, runs=3, seed=0, **kwargs)
+    parts = [run_setting(1, runs=1, seed=2, **kwargs), run_setting(1, runs=2, seed=0, **kwargs)]
+    pooled = pool_records(parts)
+    assert pooled["runs"] == 3 and pooled["seed"] == 0
+    np.testing.assert_allclose(pooled["importance_runs"], whole["importance_runs"], rtol=1e-5)
+    np.testing.assert_allclose(pooled["importance"], whole["importance"], rtol=1e-5)
+    assert np.isclose(pooled["ideal_share"], whole["ideal_share"], rtol=1e-5)
+
+
+def test_pool_records_refuses_other_cells_and_gaps():
+    kwargs = dict(n=300, n_test=0, max_epochs=1, progress_bar=False, batch_size=100)
+    a = run_setting(1, runs=1, seed=0, **kwargs)
+    with pytest.raises(ValueError, match="differ in \\['lambda'\\]"):
+        pool_records([a, run_setting(1, lambda_=1.0, runs=1, seed=1, **kwargs)])
+    with pytest.raises(ValueError, match="missing seeds"):
+        pool_records([a, run_setting(1, runs=1, seed=2, **kwargs)])
+    with pytest.raises(ValueError, match="No records"):
+        pool_records([])

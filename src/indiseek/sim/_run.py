@@ -155,3 +155,61 @@ def run_sweep(
         run_setting(setting, method=m, lambda_=lam, runs=runs, progress_bar=False, **kwargs)
         for m, lam in tqdm(grid, desc=f"setting {setting} sweep", disable=not progress_bar)
     ]
+
+
+#: Record keys that must agree for runs to be pooled.
+_POOL_KEYS = ("setting", "method", "lambda", "n", "n_test", "max_epochs", "options", "ideal")
+
+
+def _cell(record: dict[str, Any]) -> dict[str, Any]:
+    """The keys of a record that define its cell; options left out are the defaults."""
+    cell = {k: record.get(k) for k in _POOL_KEYS}
+    cell["options"] = {"club_estimator": "gaussian", **(record.get("options") or {})}
+    return cell
+
+
+def pool_records(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Pool records of :func:`~indiseek.sim.run_setting` that ran the same cell with consecutive seeds.
+
+    Run ``r`` of a record with ``seed = s`` uses seed ``s + r`` for its data, weights and importance points, so
+    ``runs=5, seed=0`` and ``runs=5, seed=5`` together are exactly ``runs=10, seed=0``: this lets one cell be split
+    over several processes or machines (``indiseek simulate --seed 5 --runs 5 ...``) and joined afterwards.
+
+    Parameters
+    ----------
+    records
+        Records of one (setting, method, lambda) cell with the same ``n``, ``n_test``, ``max_epochs`` and
+        ``options``, whose seed ranges ``seed .. seed + runs - 1`` follow each other without gaps or overlaps
+        (in any order).
+
+    Returns
+    -------
+    One record as :func:`~indiseek.sim.run_setting` returns it, for all runs: ``seed`` is the first seed,
+    ``importance``, ``importance_std`` and ``ideal_share`` are recomputed over all runs and ``seconds`` is the sum.
+    """
+    records = sorted(records, key=lambda r: r["seed"])
+    if not records:
+        raise ValueError("No records to pool.")
+    first = records[0]
+    for rec in records[1:]:
+        differ = [k for k, v in _cell(rec).items() if v != _cell(first)[k]]
+        if differ:
+            raise ValueError(f"Records of different cells cannot be pooled: they differ in {differ}.")
+    for prev, rec in zip(records, records[1:], strict=False):
+        if rec["seed"] != prev["seed"] + prev["runs"]:
+            raise ValueError(
+                f"Seed ranges must follow each other: a record with runs {prev['seed']}..{prev['seed'] + prev['runs'] - 1}"
+                f" is followed by one starting at seed {rec['seed']}; run the missing seeds with `--seed` and `--runs`."
+            )
+    imp = np.concatenate([np.asarray(r["importance_runs"]) for r in records])
+    mean = imp.mean(axis=0)
+    return {
+        **first,
+        "runs": int(imp.shape[0]),
+        "importance": mean.tolist(),
+        "importance_std": imp.std(axis=0).tolist(),
+        "importance_runs": imp.tolist(),
+        "ideal_share": float(mean[list(first["ideal"])].sum()),
+        "final_losses": [loss for r in records for loss in r.get("final_losses", [])],
+        "seconds": float(sum(r["seconds"] for r in records)),
+    }
