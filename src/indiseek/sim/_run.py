@@ -196,10 +196,11 @@ def pool_records(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         if differ:
             raise ValueError(f"Records of different cells cannot be pooled: they differ in {differ}.")
     for prev, rec in zip(records, records[1:], strict=False):
-        if rec["seed"] != prev["seed"] + prev["runs"]:
+        last = prev["seed"] + prev["runs"] - 1
+        if rec["seed"] != last + 1:
             raise ValueError(
-                f"Seed ranges must follow each other: a record with runs {prev['seed']}..{prev['seed'] + prev['runs'] - 1}"
-                f" is followed by one starting at seed {rec['seed']}; run the missing seeds with `--seed` and `--runs`."
+                f"Seed ranges must follow each other: seeds {prev['seed']}..{last} are followed by seed "
+                f"{rec['seed']}; run the missing seeds with `--seed` and `--runs`."
             )
     imp = np.concatenate([np.asarray(r["importance_runs"]) for r in records])
     mean = imp.mean(axis=0)
