@@ -3,9 +3,10 @@
 Reads ``benchmarks/results/simulation_setting{1,2}.json`` (records of ``indiseek simulate``). For each setting it
 draws one figure of the lambda sweep (rows: methods with the default Gaussian CLUB, columns: lambda) and, when
 there are records with the critic estimator, puts them in a row of their own. Where a (method, estimator, lambda)
-cell was recorded more than once, the record with the most runs is drawn.
+cell was recorded more than once, the record with the most runs is drawn. With ``--table`` it also prints the
+Markdown table of ``docs/results.md`` (every lambda recorded, not only the drawn ones).
 
-Usage: ``python benchmarks/simulation_figures.py [--out docs/figures]``
+Usage: ``python benchmarks/simulation_figures.py [--out docs/figures] [--table]``
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ def _key(record: dict) -> tuple:
     return (estimator != "gaussian", METHOD_ORDER.index(record["method"]), record["lambda"])
 
 
-def best_records(records: list[dict], lambdas: tuple[float, ...]) -> list[dict]:
-    """The record with the most runs per (estimator, method, lambda) among ``lambdas``, in drawing order."""
+LABELS = {"indiseek": "IndiSeek", "factorizedcl": "FactorizedCL", "infodisen": "InfoDisen"}
+
+
+def best_records(records: list[dict], lambdas: tuple[float, ...] | None = None) -> list[dict]:
+    """The record with the most runs per (estimator, method, lambda) among ``lambdas`` (all if None), in order."""
     best: dict[tuple, dict] = {}
     for record in records:
-        if record["lambda"] not in lambdas:
+        if lambdas is not None and record["lambda"] not in lambdas:
             continue
         key = _key(record)
         if key not in best or record["runs"] > best[key]["runs"]:
@@ -37,18 +41,36 @@ def best_records(records: list[dict], lambdas: tuple[float, ...]) -> list[dict]:
     return [best[k] for k in sorted(best)]
 
 
+def table_rows(setting: int, records: list[dict]) -> list[str]:
+    """Markdown rows ``| setting | method | lambda | runs | x1..x6 | on ideal |``, ideal coordinates in bold."""
+    rows = []
+    for record in best_records(records):
+        label = LABELS[record["method"]] + (" (critic)" if _key(record)[0] else "")
+        cells = [f"**{v:.3f}**" if j in record["ideal"] else f"{v:.3f}" for j, v in enumerate(record["importance"])]
+        lam = f"{record['lambda']:g}"
+        rows.append(
+            f"| {setting} | {label} | {lam} | {record['runs']} | {' | '.join(cells)} | {record['ideal_share']:.3f} |"
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/figures"))
     parser.add_argument("--lambdas", default="0.01,0.1,1,10", help="Columns of the sweep.")
+    parser.add_argument("--table", action="store_true", help="Also print the Markdown table of all records.")
     args = parser.parse_args()
     lambdas = tuple(float(x) for x in args.lambdas.split(","))
     args.out.mkdir(parents=True, exist_ok=True)
+    rows = ["| setting | method | lambda | runs | x1 | x2 | x3 | x4 | x5 | x6 | on ideal |", "|---" * 11 + "|"]
     for setting in (1, 2):
         records = json.loads((RESULTS / f"simulation_setting{setting}.json").read_text())
         path = args.out / f"simulation_setting{setting}.png"
         indiseek.pl.importance(best_records(records, lambdas), save=path, dpi=110)
         print(f"Wrote {path}")  # noqa: T201
+        rows += table_rows(setting, records)
+    if args.table:
+        print("\n".join(rows))  # noqa: T201
 
 
 if __name__ == "__main__":
