@@ -1,8 +1,8 @@
 """Draw the importance panels of the recorded simulation runs with :func:`indiseek.pl.importance`.
 
 Reads ``benchmarks/results/simulation_setting{1,2}.json`` (records of ``indiseek simulate``). For each setting it
-draws one figure of the lambda sweep (rows: methods with the default Gaussian CLUB, columns: lambda) and, when
-there are records with the critic estimator, puts them in a row of their own. Where a (method, estimator, lambda)
+draws one figure of the lambda sweep (rows: methods with the default fit options, columns: lambda) and puts the
+records with other options (the critic estimator, AdamW) in rows of their own. Where a (method, options, lambda)
 cell was recorded more than once, the record with the most runs is drawn. With ``--table`` it also prints the
 Markdown table of ``docs/results.md`` (every lambda recorded, not only the drawn ones).
 
@@ -16,21 +16,20 @@ import json
 from pathlib import Path
 
 import indiseek
+from indiseek.pl._importance import _method_label
 
 RESULTS = Path(__file__).parent / "results"
 METHOD_ORDER = ("indiseek", "factorizedcl", "infodisen")
 
 
 def _key(record: dict) -> tuple:
-    estimator = (record.get("options") or {}).get("club_estimator", "gaussian")
-    return (estimator != "gaussian", METHOD_ORDER.index(record["method"]), record["lambda"])
-
-
-LABELS = {"indiseek": "IndiSeek", "factorizedcl": "FactorizedCL", "infodisen": "InfoDisen"}
+    """Drawing order: default options first, then by method, variant and lambda."""
+    label = _method_label(record)
+    return ("(" in label, METHOD_ORDER.index(record["method"]), label, record["lambda"])
 
 
 def best_records(records: list[dict], lambdas: tuple[float, ...] | None = None) -> list[dict]:
-    """The record with the most runs per (estimator, method, lambda) among ``lambdas`` (all if None), in order."""
+    """The record with the most runs per (method and options, lambda) among ``lambdas`` (all if None), in order."""
     best: dict[tuple, dict] = {}
     for record in records:
         if lambdas is not None and record["lambda"] not in lambdas:
@@ -45,7 +44,7 @@ def table_rows(setting: int, records: list[dict]) -> list[str]:
     """Markdown rows ``| setting | method | lambda | runs | x1..x6 | on ideal |``, ideal coordinates in bold."""
     rows = []
     for record in best_records(records):
-        label = LABELS[record["method"]] + (" (critic)" if _key(record)[0] else "")
+        label = _method_label(record)
         cells = [f"**{v:.3f}**" if j in record["ideal"] else f"{v:.3f}" for j, v in enumerate(record["importance"])]
         lam = f"{record['lambda']:g}"
         rows.append(

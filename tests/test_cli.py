@@ -54,3 +54,12 @@ def test_simulate_with_the_critic_estimator(tmp_path):
     record = json.loads(out.read_text())
     assert record["options"] == {"club_estimator": "critic"}
     assert np.isfinite(record["final_losses"][0]["train_independence"])
+
+
+def test_simulate_with_adamw_records_the_options(tmp_path):
+    out = tmp_path / "res.json"
+    args = ["simulate", "--setting", "1", "--optimizer", "AdamW", "--weight-decay", "0.1", "--runs", "1", "--n", "300",
+            "--max-epochs", "1", "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    record = json.loads(out.read_text())
+    assert record["options"] == {"club_estimator": "gaussian", "optimizer": "AdamW", "weight_decay": 0.1}

@@ -166,3 +166,21 @@ def test_setting1_indiseek_ignores_shared_coordinates():
     """Paper, Setting 1: IndiSeek at lambda = 0.1 puts (almost) no importance on x1, x2."""
     record = indiseek.sim.run_setting(1, method="indiseek", lambda_=0.1, runs=2, progress_bar=False)
     assert sum(record["importance"][:2]) < 0.1
+
+
+def test_adamw_fades_the_dependence_on_a_coordinate_the_data_never_moves():
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.standard_normal((800, 3)), np.zeros(800)]).astype(np.float32)
+    C = X[:, :1].copy()
+    probe = np.zeros((200, 4), dtype=np.float32)
+    probe[:, :3] = rng.standard_normal((200, 3))
+    moved = probe.copy()
+    moved[:, 3] = 10.0
+    response = {}
+    for weight_decay in (0.0, 1.0):
+        enc = indiseek.fit_specific(X, shared=C, optimizer="AdamW", weight_decay=weight_decay, lr=1e-2, n_specific=3,
+                                    n_hidden=16, n_layers=3, max_epochs=20, progress_bar=False)  # fmt: skip
+        response[weight_decay] = np.abs(enc(moved) - enc(probe)).mean() / np.abs(enc(probe)).mean()
+    assert response[1.0] < 0.5 * response[0.0]
+    with pytest.raises(ValueError, match="Unknown optimizer 'SGD'"):
+        indiseek.fit_specific(X, shared=C, optimizer="SGD")

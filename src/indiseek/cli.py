@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--club-estimator", choices=["gaussian", "critic"], default="gaussian", help="Estimator of the CLUB term."
     )
+    sim.add_argument("--optimizer", choices=["Adam", "AdamW"], default="Adam", help="Optimiser of the encoder.")
+    sim.add_argument("--weight-decay", type=float, default=0.0, help="Weight decay of the encoder.")
     sim.add_argument("--out", type=Path, default=Path("results.json"))
     sim.add_argument("--figure", type=Path, help="Also draw the importance panels to this file.")
     sim.add_argument("--quiet", action="store_true")
@@ -80,9 +82,12 @@ def _simulate(args: argparse.Namespace) -> list[dict]:
 
     lambdas = [float(x) for x in args.lambdas.split(",")] if args.lambdas else [args.lambda_]
     methods = args.method.split(",")
+    # Training options other than the defaults go into the records' `options`.
+    extra = {"optimizer": args.optimizer} if args.optimizer != "Adam" else {}
+    extra.update({"weight_decay": args.weight_decay} if args.weight_decay else {})
     records = run_sweep(
         args.setting, methods, lambdas, runs=args.runs, n=args.n, max_epochs=args.max_epochs, seed=args.seed,
-        club_estimator=args.club_estimator, progress_bar=not args.quiet,
+        club_estimator=args.club_estimator, progress_bar=not args.quiet, **extra,
     )  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(records if len(records) > 1 else records[0], indent=1))

@@ -18,7 +18,7 @@ from scvi.model.base import BaseModelClass
 
 from indiseek.module import IndiSeekModule, check_club_estimator, get_objective
 from indiseek.pp import ProteinInputs, RNAInputs
-from indiseek.train import train_shared, train_specific
+from indiseek.train import check_optimizer, train_shared, train_specific
 
 from ._data import check_mudata, extract_counts
 from ._save import load_model, save_model
@@ -217,6 +217,7 @@ class IndiSeek(BaseModelClass):
         estimator_lr: float | None = None,
         n_estimator_steps: int = 5,
         weight_decay: float = 0.0,
+        optimizer: str = "Adam",
         accelerator: str = "auto",
         device: int | str = "auto",
         seed: int | None = None,
@@ -240,8 +241,8 @@ class IndiSeek(BaseModelClass):
             Stop a stage when its validation loss has not improved for this many epochs.
         estimator_lr, n_estimator_steps
             Learning rate (default ``lr``) and steps per encoder step of CLUB's Gaussian ``q(z | c)``.
-        weight_decay
-            Adam weight decay of the encoders.
+        weight_decay, optimizer
+            Weight decay of every network and the optimiser, ``"Adam"`` or ``"AdamW"`` (decoupled weight decay).
         accelerator, device
             Where to train: ``"auto"``, ``"cpu"`` or ``"gpu"``; a device index or ``"auto"``.
         seed
@@ -249,6 +250,7 @@ class IndiSeek(BaseModelClass):
         progress_bar
             Show a progress bar per stage.
         """
+        check_optimizer(optimizer, weight_decay)
         seed = scvi.settings.seed if seed is None else seed
         seed = 0 if seed is None else int(seed)
         dev = resolve_device(accelerator, device)
@@ -279,6 +281,7 @@ class IndiSeek(BaseModelClass):
         v_idx = torch.as_tensor(val_idx, device=dev) if len(val_idx) > 1 else None
         loop = {
             "max_epochs": max_epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
+            "optimizer": optimizer,
             "early_stopping": early_stopping, "patience": early_stopping_patience, "generator": generator,
             "progress_bar": progress_bar,
         }  # fmt: skip

@@ -15,11 +15,14 @@ _METHOD_NAMES = {"indiseek": "IndiSeek", "factorizedcl": "FactorizedCL", "infodi
 
 
 def _method_label(record: Mapping[str, Any]) -> str:
-    """The method's name, with its CLUB estimator when it is not the default Gaussian."""
+    """The method's name, with the fit options that differ from the defaults: CLUB estimator, optimiser, decay."""
     method = str(record.get("method", ""))
     name = _METHOD_NAMES.get(method.lower(), method)
-    estimator = (record.get("options") or {}).get("club_estimator", "gaussian")
-    return name if estimator == "gaussian" else f"{name} ({estimator})"
+    options = record.get("options") or {}
+    notes = [options["club_estimator"]] if options.get("club_estimator", "gaussian") != "gaussian" else []
+    if options.get("optimizer", "Adam") != "Adam" or options.get("weight_decay"):
+        notes.append(f"{options.get('optimizer', 'Adam')} {options.get('weight_decay', 0.0):g}")
+    return f"{name} ({', '.join(notes)})" if notes else name
 
 
 def _title(record: Mapping[str, Any]) -> str:

@@ -157,6 +157,9 @@ def run_sweep(
     ]
 
 
+#: Values of the fit options that records leave out.
+OPTION_DEFAULTS = {"club_estimator": "gaussian", "optimizer": "Adam", "weight_decay": 0.0}
+
 #: Record keys that must agree for runs to be pooled.
 _POOL_KEYS = ("setting", "method", "lambda", "n", "n_test", "max_epochs", "options", "ideal")
 
@@ -164,7 +167,7 @@ _POOL_KEYS = ("setting", "method", "lambda", "n", "n_test", "max_epochs", "optio
 def _cell(record: dict[str, Any]) -> dict[str, Any]:
     """The keys of a record that define its cell; options left out are the defaults."""
     cell = {k: record.get(k) for k in _POOL_KEYS}
-    cell["options"] = {"club_estimator": "gaussian", **(record.get("options") or {})}
+    cell["options"] = {**OPTION_DEFAULTS, **(record.get("options") or {})}
     return cell
 
 

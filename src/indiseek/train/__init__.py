@@ -1,5 +1,5 @@
 """Training loops of the shared (CLIP) and specific stages."""
 
-from ._loop import run_epochs, train_shared, train_specific
+from ._loop import OPTIMIZERS, check_optimizer, make_optimizer, run_epochs, train_shared, train_specific
 
-__all__ = ["run_epochs", "train_shared", "train_specific"]
+__all__ = ["OPTIMIZERS", "check_optimizer", "make_optimizer", "run_epochs", "train_shared", "train_specific"]
