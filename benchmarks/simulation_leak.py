@@ -7,7 +7,7 @@ scored (R^2) on ``--n-test`` held-out rows; 0 means ``Z`` says nothing about ``C
 the ideal coordinates on ``Z`` (what ``Z`` should carry). Appends one JSON line to ``--out``.
 
 Usage: ``python benchmarks/simulation_leak.py --setting 2 --lambda 0.01 --club-estimator critic --runs 3
-[--out benchmarks/results/simulation_leak.jsonl]``
+[--n-estimator-steps 5] [--optimizer AdamW --weight-decay 0.1] [--out benchmarks/results/simulation_leak.jsonl]``
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ def main() -> None:
     parser.add_argument("--method", default="indiseek")
     parser.add_argument("--lambda", dest="lambda_", type=float, default=0.01)
     parser.add_argument("--club-estimator", default="gaussian")
+    parser.add_argument("--n-estimator-steps", type=int, default=5)
+    parser.add_argument("--optimizer", default="Adam")
+    parser.add_argument("--weight-decay", type=float, default=0.0)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--n", type=int, default=10000)
     parser.add_argument("--n-test", type=int, default=2000)
@@ -53,8 +56,8 @@ def main() -> None:
         X, C = simulate_setting(args.setting, args.n + args.n_test, seed=seed)
         enc = indiseek.fit_specific(
             X[: args.n], shared=C[: args.n], method=args.method, lambda_=args.lambda_,
-            club_estimator=args.club_estimator, n_specific=10, n_hidden=100, n_layers=5, seed=seed,
-            progress_bar=False,
+            club_estimator=args.club_estimator, n_estimator_steps=args.n_estimator_steps, optimizer=args.optimizer,
+            weight_decay=args.weight_decay, n_specific=10, n_hidden=100, n_layers=5, seed=seed, progress_bar=False,
         )  # fmt: skip
         Z = enc(X)
         split = (Z[: args.n], Z[args.n :])
@@ -71,6 +74,9 @@ def main() -> None:
         "method": args.method,
         "lambda": args.lambda_,
         "club_estimator": args.club_estimator,
+        "n_estimator_steps": args.n_estimator_steps,
+        "optimizer": args.optimizer,
+        "weight_decay": args.weight_decay,
         "runs": args.runs,
         "shared_r2": float(np.mean([run["shared_r2"] for run in runs])),
         "ideal_r2": float(np.mean([run["ideal_r2"] for run in runs])),
