@@ -1,6 +1,6 @@
 """Draw the importance panels of the recorded simulation runs with :func:`indiseek.pl.importance`.
 
-Reads ``benchmarks/results/simulation_setting{1,2}.json`` (records of ``indiseek simulate``). For each setting it
+Reads ``benchmarks/results/simulation_setting{1,2,3,4}.json`` (records of ``indiseek simulate``). For each setting it
 draws one figure of the lambda sweep (rows: methods with the default fit options, columns: lambda) and puts the
 records with other options (the critic estimator, AdamW) in rows of their own. Where a (method, options, lambda)
 cell was recorded more than once, the record with the most runs is drawn. With ``--table`` it also prints the
@@ -62,8 +62,11 @@ def main() -> None:
     lambdas = tuple(float(x) for x in args.lambdas.split(","))
     args.out.mkdir(parents=True, exist_ok=True)
     rows = ["| setting | method | lambda | runs | x1 | x2 | x3 | x4 | x5 | x6 | on ideal |", "|---" * 11 + "|"]
-    for setting in (1, 2):
-        records = json.loads((RESULTS / f"simulation_setting{setting}.json").read_text())
+    for setting in (1, 2, 3, 4):
+        source = RESULTS / f"simulation_setting{setting}.json"
+        if not source.exists():
+            continue
+        records = json.loads(source.read_text())
         path = args.out / f"simulation_setting{setting}.png"
         indiseek.pl.importance(best_records(records, lambdas), save=path, dpi=110)
         print(f"Wrote {path}")  # noqa: T201
