@@ -4,7 +4,10 @@ Reads ``benchmarks/results/simulation_setting{1,2,3,4}.json`` (records of ``indi
 draws one figure of the lambda sweep (rows: methods with the default fit options, columns: lambda) and puts the
 records with other options (the critic estimator, AdamW) in rows of their own. Where a (method, options, lambda)
 cell was recorded more than once, the record with the most runs is drawn. With ``--table`` it also prints the
-Markdown table of ``docs/results.md`` (every lambda recorded, not only the drawn ones).
+Markdown table of ``docs/results.md`` (every lambda recorded, not only the drawn ones). ``simulation_main.png`` puts
+the paper's main comparison side by side for every recorded setting: FactorizedCL at lambda 1, InfoDisen at 0.1 and
+at 0.001 (the paper's 0.1 when the orthogonality term is summed over batches of 100, as in its public code) and
+IndiSeek at 0.1.
 
 Usage: ``python benchmarks/simulation_figures.py [--out docs/figures] [--table]``
 """
@@ -15,11 +18,15 @@ import argparse
 import json
 from pathlib import Path
 
+from matplotlib.figure import Figure
+
 import indiseek
 from indiseek.pl._importance import _method_label
 
 RESULTS = Path(__file__).parent / "results"
 METHOD_ORDER = ("indiseek", "factorizedcl", "infodisen")
+#: Panels of the main comparison: (method, lambda).
+MAIN = (("factorizedcl", 1.0), ("infodisen", 0.1), ("infodisen", 0.001), ("indiseek", 0.1))
 
 
 def _key(record: dict) -> tuple:
@@ -53,6 +60,23 @@ def table_rows(setting: int, records: list[dict]) -> list[str]:
     return rows
 
 
+def main_comparison(by_setting: dict[int, list[dict]], path: Path) -> None:
+    """One row per setting of the paper's main comparison (:data:`MAIN`), default options only."""
+    rows = []
+    for setting, records in by_setting.items():
+        best = {(r["method"], r["lambda"]): r for r in best_records(records) if "(" not in _method_label(r)}
+        if all(cell in best for cell in MAIN):
+            rows.append((setting, [best[cell] for cell in MAIN]))
+    fig = Figure(figsize=(2.6 * len(MAIN), 2.3 * len(rows)), layout="constrained")
+    axes = fig.subplots(len(rows), len(MAIN), squeeze=False, sharey=True)
+    for (setting, records), row in zip(rows, axes, strict=True):
+        indiseek.pl.importance(records, ax=row)
+        for ax in row:
+            ax.set_title(f"S{setting}: {ax.get_title()}", fontsize="medium")
+    fig.savefig(path, dpi=110)
+    print(f"Wrote {path}")  # noqa: T201
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/figures"))
@@ -62,15 +86,19 @@ def main() -> None:
     lambdas = tuple(float(x) for x in args.lambdas.split(","))
     args.out.mkdir(parents=True, exist_ok=True)
     rows = ["| setting | method | lambda | runs | x1 | x2 | x3 | x4 | x5 | x6 | on ideal |", "|---" * 11 + "|"]
+    by_setting = {}
     for setting in (1, 2, 3, 4):
         source = RESULTS / f"simulation_setting{setting}.json"
         if not source.exists():
             continue
-        records = json.loads(source.read_text())
-        path = args.out / f"simulation_setting{setting}.png"
-        indiseek.pl.importance(best_records(records, lambdas), save=path, dpi=110)
-        print(f"Wrote {path}")  # noqa: T201
+        by_setting[setting] = records = json.loads(source.read_text())
+        sweep = best_records(records, lambdas)
+        if len({r["lambda"] for r in sweep}) > 1:
+            path = args.out / f"simulation_setting{setting}.png"
+            indiseek.pl.importance(sweep, save=path, dpi=110)
+            print(f"Wrote {path}")  # noqa: T201
         rows += table_rows(setting, records)
+    main_comparison(by_setting, args.out / "simulation_main.png")
     if args.table:
         print("\n".join(rows))  # noqa: T201
 
