@@ -52,7 +52,7 @@ def test_simulate_with_the_critic_estimator(tmp_path):
             "--max-epochs", "1", "--out", str(out), "--quiet"]  # fmt: skip
     assert main(args) == 0
     record = json.loads(out.read_text())
-    assert record["options"] == {"club_estimator": "critic"}
+    assert record["options"] == {"club_estimator": "critic", "optimizer": "Adam", "weight_decay": 0.0}
     assert np.isfinite(record["final_losses"][0]["train_independence"])
 
 

@@ -82,12 +82,10 @@ def _simulate(args: argparse.Namespace) -> list[dict]:
 
     lambdas = [float(x) for x in args.lambdas.split(",")] if args.lambdas else [args.lambda_]
     methods = args.method.split(",")
-    # Training options other than the defaults go into the records' `options`.
-    extra = {"optimizer": args.optimizer} if args.optimizer != "Adam" else {}
-    extra.update({"weight_decay": args.weight_decay} if args.weight_decay else {})
     records = run_sweep(
         args.setting, methods, lambdas, runs=args.runs, n=args.n, max_epochs=args.max_epochs, seed=args.seed,
-        club_estimator=args.club_estimator, progress_bar=not args.quiet, **extra,
+        club_estimator=args.club_estimator, optimizer=args.optimizer, weight_decay=args.weight_decay,
+        progress_bar=not args.quiet,
     )  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(records if len(records) > 1 else records[0], indent=1))

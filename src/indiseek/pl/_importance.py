@@ -11,6 +11,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from indiseek.sim import OPTION_DEFAULTS
+
 _METHOD_NAMES = {"indiseek": "IndiSeek", "factorizedcl": "FactorizedCL", "infodisen": "InfoDisen", "clip": "CLIP"}
 
 
@@ -18,10 +20,10 @@ def _method_label(record: Mapping[str, Any]) -> str:
     """The method's name, with the fit options that differ from the defaults: CLUB estimator, optimiser, decay."""
     method = str(record.get("method", ""))
     name = _METHOD_NAMES.get(method.lower(), method)
-    options = record.get("options") or {}
-    notes = [options["club_estimator"]] if options.get("club_estimator", "gaussian") != "gaussian" else []
-    if options.get("optimizer", "Adam") != "Adam" or options.get("weight_decay"):
-        notes.append(f"{options.get('optimizer', 'Adam')} {options.get('weight_decay', 0.0):g}")
+    options = {**OPTION_DEFAULTS, **(record.get("options") or {})}
+    notes = [] if options["club_estimator"] == OPTION_DEFAULTS["club_estimator"] else [options["club_estimator"]]
+    if any(options[k] != OPTION_DEFAULTS[k] for k in ("optimizer", "weight_decay")):
+        notes.append(f"{options['optimizer']} {options['weight_decay']:g}")
     return f"{name} ({', '.join(notes)})" if notes else name
 
 

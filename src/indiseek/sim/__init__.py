@@ -1,6 +1,6 @@
 """The paper's simulation settings (oracle shared features, one modality)."""
 
-from ._run import pool_records, run_setting, run_sweep
+from ._run import OPTION_DEFAULTS, pool_records, run_setting, run_sweep
 from ._settings import DISCRETE_VALUES, IDEAL_COORDINATES, SETTINGS, ideal_coordinates, oracle_shared, simulate_setting
 
 __all__: list[str] = []
@@ -12,4 +12,4 @@ __all__ += [
     "oracle_shared",
     "simulate_setting",
 ]
-__all__ += ["pool_records", "run_setting", "run_sweep"]
+__all__ += ["OPTION_DEFAULTS", "pool_records", "run_setting", "run_sweep"]

@@ -157,7 +157,7 @@ def run_sweep(
     ]
 
 
-#: Values of the fit options that records leave out.
+#: Defaults of the fit options a record's ``options`` may leave out.
 OPTION_DEFAULTS = {"club_estimator": "gaussian", "optimizer": "Adam", "weight_decay": 0.0}
 
 #: Record keys that must agree for runs to be pooled.
