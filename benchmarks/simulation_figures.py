@@ -93,7 +93,7 @@ def main() -> None:
             continue
         by_setting[setting] = records = json.loads(source.read_text())
         sweep = best_records(records, lambdas)
-        if len({r["lambda"] for r in sweep}) > 1:
+        if len({r["lambda"] for r in sweep}) == len(lambdas):
             path = args.out / f"simulation_setting{setting}.png"
             indiseek.pl.importance(sweep, save=path, dpi=110)
             print(f"Wrote {path}")  # noqa: T201
