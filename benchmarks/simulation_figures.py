@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 
 import indiseek
 from indiseek.pl._importance import _method_label
+from indiseek.sim import OPTION_DEFAULTS
 
 RESULTS = Path(__file__).parent / "results"
 METHOD_ORDER = ("indiseek", "factorizedcl", "infodisen")
@@ -29,10 +30,14 @@ METHOD_ORDER = ("indiseek", "factorizedcl", "infodisen")
 MAIN = (("factorizedcl", 1.0), ("infodisen", 0.1), ("infodisen", 0.001), ("indiseek", 0.1))
 
 
+def _default_options(record: dict) -> bool:
+    """Whether the record was fitted with every default of :data:`indiseek.sim.OPTION_DEFAULTS`."""
+    return {**OPTION_DEFAULTS, **(record.get("options") or {})} == OPTION_DEFAULTS
+
+
 def _key(record: dict) -> tuple:
     """Drawing order: default options first, then by method, variant and lambda."""
-    label = _method_label(record)
-    return ("(" in label, METHOD_ORDER.index(record["method"]), label, record["lambda"])
+    return (not _default_options(record), METHOD_ORDER.index(record["method"]), _method_label(record), record["lambda"])
 
 
 def best_records(records: list[dict], lambdas: tuple[float, ...] | None = None) -> list[dict]:
@@ -64,7 +69,7 @@ def main_comparison(by_setting: dict[int, list[dict]], path: Path) -> None:
     """One row per setting of the paper's main comparison (:data:`MAIN`), default options only."""
     rows = []
     for setting, records in by_setting.items():
-        best = {(r["method"], r["lambda"]): r for r in best_records(records) if "(" not in _method_label(r)}
+        best = {(r["method"], r["lambda"]): r for r in best_records(records) if _default_options(r)}
         if all(cell in best for cell in MAIN):
             rows.append((setting, [best[cell] for cell in MAIN]))
     fig = Figure(figsize=(2.6 * len(MAIN), 2.3 * len(rows)), layout="constrained")

@@ -194,8 +194,9 @@ def pool_records(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     if not records:
         raise ValueError("No records to pool.")
     first = records[0]
+    cell = _cell(first)
     for rec in records[1:]:
-        differ = [k for k, v in _cell(rec).items() if v != _cell(first)[k]]
+        differ = [k for k, v in _cell(rec).items() if v != cell[k]]
         if differ:
             raise ValueError(f"Records of different cells cannot be pooled: they differ in {differ}.")
     for prev, rec in zip(records, records[1:], strict=False):
