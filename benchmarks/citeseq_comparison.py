@@ -5,7 +5,7 @@ Spearman's rho of the per-type mean theta against the simulator's RNA specificit
 concatenated embedding and of each specific embedding. Appends one JSON line to ``--out``.
 
 Usage: ``python benchmarks/citeseq_comparison.py --method indiseek --lambda 10 --seed 0 [--lr 1e-3]
-[--max-epochs 100] [--library-size-median 3000] [--out benchmarks/results/citeseq_comparison.jsonl]``
+[--max-epochs 100] [--library-size-median 3000] [--club-estimator gaussian] [--out benchmarks/results/citeseq_comparison.jsonl]``
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--max-epochs", type=int, default=100)
+    parser.add_argument("--club-estimator", default="gaussian")
     parser.add_argument("--n-cells", type=int, default=5000)
     parser.add_argument("--library-size-median", type=float, default=3000.0)
     parser.add_argument("--threads", type=int, default=1)
@@ -38,7 +39,7 @@ def main() -> None:
         n_cells=args.n_cells, seed=args.seed, library_size_median=args.library_size_median, progress_bar=False
     )
     IndiSeek.setup_mudata(mdata)
-    model = IndiSeek(mdata, method=args.method, lambda_=args.lambda_)
+    model = IndiSeek(mdata, method=args.method, lambda_=args.lambda_, club_estimator=args.club_estimator)
     start = time.perf_counter()
     model.train(max_epochs=args.max_epochs, lr=args.lr, seed=args.seed, progress_bar=False)
     train_s = time.perf_counter() - start
@@ -51,6 +52,7 @@ def main() -> None:
         "lambda": args.lambda_,
         "seed": args.seed,
         "lr": args.lr,
+        "club_estimator": args.club_estimator,
         "max_epochs": args.max_epochs,
         "n_cells": args.n_cells,
         "library_size_median": args.library_size_median,

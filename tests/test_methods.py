@@ -80,6 +80,29 @@ def test_critic_club_sees_a_dependence_the_gaussian_misses():
     assert abs(gaussian) < 0.1 and abs(critic_independent) < 0.1
 
 
+def test_standardised_club_is_not_lowered_by_shrinking_z():
+    """Shrinking Z lowers the raw Gaussian estimate of q fitted to Z, but not the standardised one."""
+    g = torch.Generator().manual_seed(0)
+    c = torch.randn(2048, 2, generator=g)
+    z = torch.cat([c[:, :1] + 0.5 * torch.randn(2048, 1, generator=g), torch.randn(2048, 1, generator=g)], dim=1)
+    bounds = {}
+    for standardize in (False, True):
+        torch.manual_seed(0)
+        estimator = GaussianCLUB(2, 2, n_hidden=32, n_layers=3, standardize=standardize)
+        optimizer = torch.optim.Adam(estimator.parameters(), lr=3e-3)
+        for _ in range(300):
+            loss = estimator.learning_loss(z, c)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            bounds[standardize] = (float(estimator(z, c)), float(estimator(0.1 * z, c)))
+    raw, standardised = bounds[False], bounds[True]
+    assert raw[0] > 3 and standardised[0] > 3  # 4.0 nats with the exact q (I(Z; C) itself is 0.81)
+    assert raw[1] < 0.1 * raw[0]
+    assert standardised[1] == pytest.approx(standardised[0], rel=1e-4)
+
+
 def test_club_estimator_option():
     X, C = indiseek.sim.simulate_setting(2, n=600, seed=0)
     enc = indiseek.fit_specific(X, shared=C, club_estimator="critic", n_specific=4, n_hidden=16, n_layers=3,
@@ -88,6 +111,10 @@ def test_club_estimator_option():
     assert np.isfinite(enc.history.to_numpy()).all()
     with pytest.raises(ValueError, match="club_estimator"):
         indiseek.fit_specific(X, shared=C, club_estimator="kde")
+    for name, standardize in (("gaussian", True), ("gaussian_raw", False)):
+        enc = indiseek.fit_specific(X, shared=C, club_estimator=name, n_specific=4, n_hidden=16, n_layers=3,
+                                    max_epochs=1, progress_bar=False)  # fmt: skip
+        assert enc.module.estimator.standardize is standardize
 
 
 def test_model_with_the_critic_estimator_round_trips(small_mdata, tmp_path):
@@ -95,6 +122,7 @@ def test_model_with_the_critic_estimator_round_trips(small_mdata, tmp_path):
     IndiSeek.setup_mudata(mdata)
     with pytest.raises(ValueError, match="club_estimator"):
         IndiSeek(mdata, club_estimator="kde")
+    assert IndiSeek(mdata).init_params_["club_estimator"] == "gaussian_raw"
     model = IndiSeek(mdata, club_estimator="critic", n_shared=6, n_specific=5, n_hidden=16, n_layers=3, n_pcs=20)
     model.train(max_epochs=2, batch_size=64, lr=1e-3, progress_bar=False)
     assert isinstance(model.module.specific["rna"].estimator, CriticCLUB)
@@ -166,6 +194,13 @@ def test_setting1_indiseek_ignores_shared_coordinates():
     """Paper, Setting 1: IndiSeek at lambda = 0.1 puts (almost) no importance on x1, x2."""
     record = indiseek.sim.run_setting(1, method="indiseek", lambda_=0.1, runs=2, progress_bar=False)
     assert sum(record["importance"][:2]) < 0.1
+
+
+@pytest.mark.slow
+def test_setting2_indiseek_picks_the_specific_coordinates_at_small_lambda():
+    """Paper, Setting 2: at lambda = 0.01 IndiSeek depends on x5, x6 and (almost) nothing else."""
+    record = indiseek.sim.run_setting(2, method="indiseek", lambda_=0.01, runs=1, progress_bar=False)
+    assert record["ideal_share"] > 0.85
 
 
 def test_adamw_fades_the_dependence_on_a_coordinate_the_data_never_moves():

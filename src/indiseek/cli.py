@@ -42,7 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--max-epochs", type=int, default=None)
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument(
-        "--club-estimator", choices=["gaussian", "critic"], default="gaussian", help="Estimator of the CLUB term."
+        "--club-estimator",
+        choices=["gaussian", "gaussian_raw", "critic"],
+        default="gaussian",
+        help="Estimator of the CLUB term.",
     )
     sim.add_argument("--optimizer", choices=["Adam", "AdamW"], default="Adam", help="Optimiser of the encoder.")
     sim.add_argument("--weight-decay", type=float, default=0.0, help="Weight decay of the encoder.")

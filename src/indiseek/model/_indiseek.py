@@ -78,8 +78,12 @@ class IndiSeek(BaseModelClass):
     club_sample
         Use the sampled-negative Gaussian CLUB estimator (one permuted negative) instead of all pairs.
     club_estimator
-        Estimator of the CLUB term (IndiSeek, FactorizedCL): ``"gaussian"`` (the paper's variational Gaussian) or
-        ``"critic"`` (a scalar critic of ``(z, c)`` that also sees dependence spread over several coordinates).
+        Estimator of the CLUB term (IndiSeek, FactorizedCL): ``"gaussian_raw"`` (the paper's variational Gaussian
+        on raw ``Z``), ``"gaussian"`` (the same on ``Z`` standardised over the batch, so that shrinking ``Z`` cannot
+        lower it; the default of :func:`~indiseek.fit_specific`) or ``"critic"`` (a scalar critic of ``(z, c)`` that
+        also sees dependence spread over several coordinates). The raw Gaussian is the default here because on
+        simulated CITE-seq at ``lambda_=10`` it ranks cell types by theta better: Spearman's rho 0.835 against
+        0.725 standardised (mean of 3 datasets; see the documentation's results page).
     n_top_genes, n_pcs
         Highly variable genes and principal components of the RNA inputs (paper: 200 components).
 
@@ -106,7 +110,7 @@ class IndiSeek(BaseModelClass):
         learn_temperature: bool = True,
         capture_temperature: float = 0.1,
         club_sample: bool = False,
-        club_estimator: str = "gaussian",
+        club_estimator: str = "gaussian_raw",
         n_top_genes: int = 2000,
         n_pcs: int = 200,
     ):

@@ -31,7 +31,8 @@ class IndiSeekModule(nn.Module):
     club_sample
         Use the sampled-negative Gaussian CLUB estimator.
     club_estimator
-        ``"gaussian"`` or ``"critic"``: the estimator of the CLUB term (see :class:`SpecificModule`).
+        ``"gaussian"``, ``"gaussian_raw"`` or ``"critic"``: the estimator of the CLUB term (see
+        :class:`SpecificModule`).
     """
 
     def __init__(
@@ -48,7 +49,7 @@ class IndiSeekModule(nn.Module):
         learn_temperature: bool = True,
         capture_temperature: float = 0.1,
         club_sample: bool = False,
-        club_estimator: str = "gaussian",
+        club_estimator: str = "gaussian_raw",
     ):
         super().__init__()
         self.shared = SharedModule(

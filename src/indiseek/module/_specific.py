@@ -10,7 +10,7 @@ from indiseek.nn import MLP, CriticCLUB, GaussianCLUB, clip_loss, orthogonality_
 from ._objectives import SpecificObjective
 
 #: Estimators of the CLUB independence term.
-CLUB_ESTIMATORS = ("gaussian", "critic")
+CLUB_ESTIMATORS = ("gaussian", "gaussian_raw", "critic")
 
 
 def check_club_estimator(name: str) -> None:
@@ -49,8 +49,10 @@ class SpecificModule(nn.Module):
     club_sample
         Use the sampled-negative Gaussian CLUB estimator instead of the all-pairs one.
     club_estimator
-        ``"gaussian"`` (:class:`~indiseek.nn.GaussianCLUB`, the paper's) or ``"critic"``
-        (:class:`~indiseek.nn.CriticCLUB`, which also sees dependence spread over several coordinates of ``Z``).
+        ``"gaussian"`` (:class:`~indiseek.nn.GaussianCLUB`, the paper's, on ``Z`` standardised over the batch so
+        that shrinking ``Z`` cannot lower it), ``"gaussian_raw"`` (the same on raw ``Z``, as in Cheng et al.'s code)
+        or ``"critic"`` (:class:`~indiseek.nn.CriticCLUB`, which also sees dependence spread over several
+        coordinates of ``Z``).
     """
 
     def __init__(
@@ -83,7 +85,9 @@ class SpecificModule(nn.Module):
         if objective.independence == "club" and club_estimator == "critic":
             self.estimator = CriticCLUB(n_specific, n_shared, n_hidden, n_layers)
         elif objective.independence == "club":
-            self.estimator = GaussianCLUB(n_specific, n_shared, n_hidden, n_layers, sample=club_sample)
+            self.estimator = GaussianCLUB(
+                n_specific, n_shared, n_hidden, n_layers, sample=club_sample, standardize=club_estimator == "gaussian"
+            )
         # E|X_i|^2 over the training inputs: the constant that makes reconstruction scale-free.
         self.register_buffer("input_sq_norm", torch.tensor(1.0))
 
