@@ -40,9 +40,11 @@ def test_sweep_grid():
 
 def test_estimator_gets_its_own_row():
     critic = {**_record("indiseek", 0.01), "options": {"club_estimator": "critic"}}
-    fig = importance([_record("indiseek", 0.01), _record("indiseek", 0.1), critic])
+    raw = {**_record("indiseek", 0.01), "options": {"club_estimator": "gaussian_raw"}}
+    fig = importance([_record("indiseek", 0.01), _record("indiseek", 0.1), critic, raw])
     assert [a.get_title() for a in fig.axes if a.get_visible()] == [
-        "IndiSeek, lambda=0.01", "IndiSeek, lambda=0.1", "IndiSeek (critic), lambda=0.01"
+        "IndiSeek, lambda=0.01", "IndiSeek, lambda=0.1", "IndiSeek (critic), lambda=0.01",
+        "IndiSeek (raw Z), lambda=0.01",
     ]  # fmt: skip
 
 

@@ -13,6 +13,8 @@ from matplotlib.patches import Patch
 
 from indiseek.sim import OPTION_DEFAULTS
 
+#: Short names of the non-default CLUB estimators in panel titles.
+_ESTIMATOR_NOTES = {"gaussian_raw": "raw Z"}
 _METHOD_NAMES = {"indiseek": "IndiSeek", "factorizedcl": "FactorizedCL", "infodisen": "InfoDisen", "clip": "CLIP"}
 
 
@@ -21,7 +23,8 @@ def _method_label(record: Mapping[str, Any]) -> str:
     method = str(record.get("method", ""))
     name = _METHOD_NAMES.get(method.lower(), method)
     options = {**OPTION_DEFAULTS, **(record.get("options") or {})}
-    notes = [] if options["club_estimator"] == OPTION_DEFAULTS["club_estimator"] else [options["club_estimator"]]
+    estimator = options["club_estimator"]
+    notes = [] if estimator == OPTION_DEFAULTS["club_estimator"] else [_ESTIMATOR_NOTES.get(estimator, estimator)]
     if any(options[k] != OPTION_DEFAULTS[k] for k in ("optimizer", "weight_decay")):
         notes.append(f"{options['optimizer']} {options['weight_decay']:g}")
     return f"{name} ({', '.join(notes)})" if notes else name
