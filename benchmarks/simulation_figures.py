@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 import indiseek
 from indiseek.pl._importance import _method_label
 from indiseek.sim import OPTION_DEFAULTS
+from indiseek.sim._run import record_options
 
 RESULTS = Path(__file__).parent / "results"
 METHOD_ORDER = ("indiseek", "factorizedcl", "infodisen")
@@ -32,7 +33,7 @@ MAIN = (("factorizedcl", 1.0), ("infodisen", 0.1), ("infodisen", 0.001), ("indis
 
 def _default_options(record: dict) -> bool:
     """Whether the record was fitted with every default of :data:`indiseek.sim.OPTION_DEFAULTS`."""
-    return {**OPTION_DEFAULTS, **(record.get("options") or {})} == OPTION_DEFAULTS
+    return record_options(record) == OPTION_DEFAULTS
 
 
 def _key(record: dict) -> tuple:

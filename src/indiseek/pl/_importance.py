@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from indiseek.sim import OPTION_DEFAULTS
+from indiseek.sim._run import record_options
 
 #: Short names of the non-default CLUB estimators in panel titles.
 _ESTIMATOR_NOTES = {"gaussian_raw": "raw Z"}
@@ -22,7 +23,7 @@ def _method_label(record: Mapping[str, Any]) -> str:
     """The method's name, with the fit options that differ from the defaults: CLUB estimator, optimiser, decay."""
     method = str(record.get("method", ""))
     name = _METHOD_NAMES.get(method.lower(), method)
-    options = {**OPTION_DEFAULTS, **(record.get("options") or {})}
+    options = record_options(record)
     estimator = options["club_estimator"]
     notes = [] if estimator == OPTION_DEFAULTS["club_estimator"] else [_ESTIMATOR_NOTES.get(estimator, estimator)]
     if any(options[k] != OPTION_DEFAULTS[k] for k in ("optimizer", "weight_decay")):

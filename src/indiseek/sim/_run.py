@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -164,11 +164,14 @@ OPTION_DEFAULTS = {"club_estimator": "gaussian", "optimizer": "Adam", "weight_de
 _POOL_KEYS = ("setting", "method", "lambda", "n", "n_test", "max_epochs", "options", "ideal")
 
 
+def record_options(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Every fit option of a record: its ``options``, with the ones it leaves out at :data:`OPTION_DEFAULTS`."""
+    return {**OPTION_DEFAULTS, **(record.get("options") or {})}
+
+
 def _cell(record: dict[str, Any]) -> dict[str, Any]:
     """The keys of a record that define its cell; options left out are the defaults."""
-    cell = {k: record.get(k) for k in _POOL_KEYS}
-    cell["options"] = {**OPTION_DEFAULTS, **(record.get("options") or {})}
-    return cell
+    return {**{k: record.get(k) for k in _POOL_KEYS}, "options": record_options(record)}
 
 
 def pool_records(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
