@@ -22,8 +22,7 @@ from matplotlib.figure import Figure
 
 import indiseek
 from indiseek.pl._importance import _method_label
-from indiseek.sim import OPTION_DEFAULTS
-from indiseek.sim._run import record_options
+from indiseek.sim import OPTION_DEFAULTS, record_options
 
 RESULTS = Path(__file__).parent / "results"
 METHOD_ORDER = ("indiseek", "factorizedcl", "infodisen")

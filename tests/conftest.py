@@ -34,5 +34,5 @@ def trained(small_mdata):
     mdata = small_mdata.copy()
     IndiSeek.setup_mudata(mdata)
     model = IndiSeek(mdata, n_shared=8, n_specific=6, n_hidden=16, n_layers=3, n_pcs=20)
-    model.train(max_epochs=3, batch_size=64, lr=1e-3, progress_bar=False, seed=0)
+    model.train(max_epochs=3, batch_size=64, lr=1e-3, enable_progress_bar=False, seed=0)
     return model

@@ -53,7 +53,7 @@ def test_simulate_with_the_critic_estimator(tmp_path):
     assert main(args) == 0
     record = json.loads(out.read_text())
     assert record["options"] == {"club_estimator": "critic", "optimizer": "Adam", "weight_decay": 0.0}
-    assert np.isfinite(record["final_losses"][0]["train_independence"])
+    assert np.isfinite(record["final_losses"][0]["independence_train"])
 
 
 def test_simulate_with_adamw_records_the_options(tmp_path):

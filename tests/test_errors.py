@@ -85,7 +85,7 @@ def test_too_few_cells_for_a_batch(small_mdata):
     IndiSeek.setup_mudata(mdata)
     model = IndiSeek(mdata, n_shared=4, n_specific=4, n_hidden=8, n_layers=2, n_pcs=10)
     with pytest.raises(ValueError, match="smaller batch_size"):
-        model.train(max_epochs=1, batch_size=128, progress_bar=False)
+        model.train(max_epochs=1, batch_size=128, enable_progress_bar=False)
 
 
 def test_nan_loss_names_stage(small_mdata):
@@ -93,7 +93,7 @@ def test_nan_loss_names_stage(small_mdata):
     IndiSeek.setup_mudata(mdata)
     model = IndiSeek(mdata, n_shared=4, n_specific=4, n_hidden=8, n_layers=2, n_pcs=10)
     with pytest.raises(FloatingPointError, match="shared stage"):
-        model.train(max_epochs=3, batch_size=64, lr=1e30, progress_bar=False)
+        model.train(max_epochs=3, batch_size=64, lr=1e30, enable_progress_bar=False)
 
 
 def test_unknown_optimizer_before_anything_is_fitted(small_mdata):
@@ -101,7 +101,7 @@ def test_unknown_optimizer_before_anything_is_fitted(small_mdata):
     IndiSeek.setup_mudata(mdata)
     model = IndiSeek(mdata, n_shared=4, n_specific=4, n_hidden=8, n_layers=2, n_pcs=10)
     with pytest.raises(ValueError, match="Unknown optimizer 'SGD'"):
-        model.train(max_epochs=1, optimizer="SGD", progress_bar=False)
+        model.train(max_epochs=1, plan_kwargs={"optimizer": "SGD"}, enable_progress_bar=False)
     with pytest.raises(ValueError, match="weight_decay must be non-negative"):
-        model.train(max_epochs=1, weight_decay=-1.0, progress_bar=False)
+        model.train(max_epochs=1, plan_kwargs={"weight_decay": -1.0}, enable_progress_bar=False)
     assert not model.is_trained_

@@ -14,7 +14,7 @@ def test_run_writes_report_and_figures(tmp_path):
     for key in ("spearman_theta_vs_wnn", "spearman_theta_vs_truth", "ari", "nmi"):
         assert -1 <= report[key] <= 1
     assert set(report["methods"]) == {"indiseek", "factorizedcl", "infodisen", "clip"}
-    assert {"shared", "specific_rna", "specific_protein"} <= set(report["methods"]["indiseek"]["train_seconds"])
+    assert {"inputs", "shared", "specific"} == set(report["methods"]["indiseek"]["train_seconds"])
     assert "wnn_weights" in report["seconds"]
     figures = {p.name for p in (out / "figures").iterdir()}
     assert {"indiseek_theta_ranking.png", "indiseek_rank_vs_wnn.png", "indiseek_rank_vs_truth.png",

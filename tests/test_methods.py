@@ -124,7 +124,7 @@ def test_model_with_the_critic_estimator_round_trips(small_mdata, tmp_path):
         IndiSeek(mdata, club_estimator="kde")
     assert IndiSeek(mdata).init_params_["club_estimator"] == "gaussian_raw"
     model = IndiSeek(mdata, club_estimator="critic", n_shared=6, n_specific=5, n_hidden=16, n_layers=3, n_pcs=20)
-    model.train(max_epochs=2, batch_size=64, lr=1e-3, progress_bar=False)
+    model.train(max_epochs=2, batch_size=64, lr=1e-3, enable_progress_bar=False)
     assert isinstance(model.module.specific["rna"].estimator, CriticCLUB)
     model.save(tmp_path / "model")
     loaded = IndiSeek.load(tmp_path / "model", mdata)
@@ -141,7 +141,7 @@ def test_baselines_through_the_model_api(small_mdata, method):
     mdata = small_mdata.copy()
     IndiSeek.setup_mudata(mdata)
     model = IndiSeek(mdata, method=method, n_shared=6, n_specific=5, n_hidden=16, n_layers=3, n_pcs=20)
-    model.train(max_epochs=2, batch_size=64, lr=1e-3, progress_bar=False)
+    model.train(max_epochs=2, batch_size=64, lr=1e-3, enable_progress_bar=False)
     model.write_embeddings()
     assert mdata.obsm[f"X_{method}_shared_rna"].shape == (mdata.n_obs, 6)
     if method == "clip":
@@ -161,7 +161,7 @@ def test_fit_specific_is_callable_on_arrays():
     Z = enc(X[:50])
     assert Z.shape == (50, 4) and np.isfinite(Z).all()
     np.testing.assert_array_equal(enc(X[:50]), Z)
-    assert list(enc.history.index) == [1, 2]
+    assert list(enc.history.index) == [0, 1]
     with pytest.raises(ValueError, match="shape"):
         enc(X[:, :3])
 

@@ -43,11 +43,13 @@ def test_write_embeddings_feed_scanpy(trained):
 
 
 def test_training_history_and_times(trained):
-    assert set(trained.history) == {"shared", "specific_rna", "specific_protein"}
-    hist = trained.history["specific_rna"]
-    assert {"train_loss", "train_independence", "train_capture", "train_estimator", "validation_loss"} <= set(hist)
-    assert len(hist) == 3 and np.isfinite(hist.to_numpy()).all()
-    assert set(trained.train_times_) == {"inputs", "shared", "specific_rna", "specific_protein"}
+    history = trained.history  # scvi-tools' form: one DataFrame per logged metric, indexed by epoch
+    for term in ("train_loss", "validation_loss", "independence_rna_train", "capture_protein_train", "estimator_train"):
+        frame = history[f"specific_{term}"]
+        assert len(frame) == 3 and np.isfinite(frame.to_numpy()).all()
+    assert len(history["shared_train_loss"]) == 3
+    assert trained.epochs_trained == {"shared": 3, "specific": 3}
+    assert set(trained.train_times_) == {"inputs", "shared", "specific"}
 
 
 def test_save_load_round_trip(trained, tmp_path):

@@ -20,7 +20,7 @@ def recovered():
                              progress_bar=False)  # fmt: skip
     IndiSeek.setup_mudata(mdata)
     model = IndiSeek(mdata, n_shared=16, n_specific=16, n_hidden=64, n_layers=3, n_pcs=50, lambda_=10.0)
-    model.train(max_epochs=30, lr=1e-3, progress_bar=False, seed=0)
+    model.train(max_epochs=30, lr=1e-3, enable_progress_bar=False, seed=0)
     return mdata, model
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from . import pl, tl
+from ._defaults import CITESEQ
+from ._keys import SIMULATION_KEY, embedding_key, theta_key, wnn_keys
 from .model import IndiSeek
 from .module import METHODS
 
@@ -39,22 +41,24 @@ def measure(mdata, method: str, label_key: str, level1_key: str | None, figures:
     result: dict = {"method": method}
     times: dict[str, float] = {}
     result["seconds"] = times
-    result.update(_timed(times, "cluster_metrics", tl.cluster_metrics, mdata, f"X_{method}", label_key=label_key))
+    result.update(
+        _timed(times, "cluster_metrics", tl.cluster_metrics, mdata, embedding_key(method), label_key=label_key)
+    )
     if method == "clip":  # no specific features: no theta
         return result
-    theta_key = "theta" if method == "indiseek" else f"theta_{method}"
-    _timed(times, "theta", tl.theta_scores, mdata, label_key=label_key, method=method, key_added=theta_key)
-    rho, table = tl.rank_correlation(mdata, score_key=theta_key, reference_key="wnn_rna_weight", groupby=label_key)
+    theta = theta_key(method)
+    _timed(times, "theta", tl.theta_scores, mdata, label_key=label_key, method=method, key_added=theta)
+    rho, table = tl.rank_correlation(mdata, score_key=theta, reference_key=wnn_keys()[0], groupby=label_key)
     result["spearman_theta_vs_wnn"] = rho
-    truth = mdata.uns.get("simulation", {}).get("rna_specificity")
+    truth = mdata.uns.get(SIMULATION_KEY, {}).get("rna_specificity")
     truth_table = None
     if truth is not None:
         result["spearman_theta_vs_truth"], truth_table = tl.rank_correlation(
-            mdata, score_key=theta_key, groupby=label_key, reference=dict(truth)
+            mdata, score_key=theta, groupby=label_key, reference=dict(truth)
         )
     if figures is not None:
         color_by = level1_key if level1_key in mdata.obs else None
-        pl.theta_ranking(mdata, groupby=label_key, color_by=color_by, theta_key=theta_key,
+        pl.theta_ranking(mdata, groupby=label_key, color_by=color_by, theta_key=theta,
                          save=figures / f"{method}_theta_ranking.png")  # fmt: skip
         pl.rank_scatter(table, rho=rho, save=figures / f"{method}_rank_vs_wnn.png")
         if truth_table is not None:
@@ -70,7 +74,7 @@ def run_job(
     mdata,
     out: Path,
     method: str = "indiseek",
-    lambda_: float = 10.0,
+    lambda_: float = CITESEQ.lambda_,
     compare: bool = False,
     label_key: str = "celltype.l2",
     level1_key: str | None = "celltype.l1",
@@ -99,7 +103,7 @@ def run_job(
         start = time.perf_counter()
         model = train_method(mdata, m, lambda_, train_kwargs)
         entry = {"train_seconds": {k: round(v, 2) for k, v in model.train_times_.items()},
-                 "epochs": {k: len(v) for k, v in model.history_.items()}}  # fmt: skip
+                 "epochs": model.epochs_trained}  # fmt: skip
         if labelled:
             entry.update(measure(mdata, m, label_key, level1_key, figures))
         entry["total_seconds"] = round(time.perf_counter() - start, 2)

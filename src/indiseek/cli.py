@@ -9,6 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+from indiseek._defaults import CITESEQ, SIMULATION
+from indiseek.module import CLUB_ESTIMATORS, METHODS
+from indiseek.train import OPTIMIZERS
+
+SPECIFIC_METHODS = tuple(m for m in METHODS if m != "clip")
+
 logger = logging.getLogger("indiseek")
 
 
@@ -19,10 +25,12 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="Train on a CITE-seq MuData (default: simulated data) and write the results.")
     run.add_argument("--input", type=Path, help="A .h5mu file with 'rna' and 'prot' raw counts (default: simulate).")
     run.add_argument("--out", type=Path, default=Path("indiseek_out"), help="Output directory.")
-    run.add_argument("--method", default="indiseek", help="indiseek, factorizedcl, infodisen or clip.")
-    run.add_argument("--lambda", dest="lambda_", type=float, default=10.0, help="Weight of the capture term.")
-    run.add_argument("--max-epochs", type=int, default=100, help="Epochs of each training stage.")
-    run.add_argument("--lr", type=float, default=1e-3, help="Learning rate.")
+    run.add_argument("--method", default=CITESEQ.method, choices=METHODS)
+    run.add_argument(
+        "--lambda", dest="lambda_", type=float, default=CITESEQ.lambda_, help="Weight of the capture term."
+    )
+    run.add_argument("--max-epochs", type=int, default=CITESEQ.max_epochs, help="Epochs of each training stage.")
+    run.add_argument("--lr", type=float, default=CITESEQ.lr, help="Learning rate.")
     run.add_argument("--n-cells", type=int, default=5000, help="Cells to simulate when no --input is given.")
     run.add_argument("--rna-modality", default="rna")
     run.add_argument("--protein-modality", default="prot")
@@ -34,8 +42,8 @@ def _parser() -> argparse.ArgumentParser:
 
     sim = sub.add_parser("simulate", help="Feature importance in the paper's simulation settings.")
     sim.add_argument("--setting", type=int, required=True, choices=[1, 2, 3, 4])
-    sim.add_argument("--method", default="indiseek", help="indiseek, factorizedcl, infodisen, or a comma list.")
-    sim.add_argument("--lambda", dest="lambda_", type=float, default=0.1)
+    sim.add_argument("--method", default=SIMULATION.method, help=f"One of {SPECIFIC_METHODS}, or a comma list.")
+    sim.add_argument("--lambda", dest="lambda_", type=float, default=SIMULATION.lambda_)
     sim.add_argument("--lambdas", help="Comma-separated sweep, e.g. 0.01,0.1,1,10 (overrides --lambda).")
     sim.add_argument("--runs", type=int, default=10)
     sim.add_argument("--n", type=int, default=10_000, help="Training points per run.")
@@ -43,12 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument(
         "--club-estimator",
-        choices=["gaussian", "gaussian_raw", "critic"],
-        default="gaussian",
+        choices=CLUB_ESTIMATORS,
+        default=SIMULATION.club_estimator,
         help="Estimator of the CLUB term.",
     )
-    sim.add_argument("--optimizer", choices=["Adam", "AdamW"], default="Adam", help="Optimiser of the encoder.")
-    sim.add_argument("--weight-decay", type=float, default=0.0, help="Weight decay of the encoder.")
+    sim.add_argument("--optimizer", choices=OPTIMIZERS, default=SIMULATION.optimizer, help="Optimiser of the encoder.")
+    sim.add_argument("--weight-decay", type=float, default=SIMULATION.weight_decay, help="Weight decay of the encoder.")
     sim.add_argument("--out", type=Path, default=Path("results.json"))
     sim.add_argument("--figure", type=Path, help="Also draw the importance panels to this file.")
     sim.add_argument("--quiet", action="store_true")
@@ -73,7 +81,7 @@ def _run(args: argparse.Namespace) -> dict:
     report = run_job(
         mdata, args.out, method=args.method, lambda_=args.lambda_, compare=args.compare, label_key=args.label_key,
         level1_key=args.level1_key, max_epochs=args.max_epochs, lr=args.lr, seed=args.seed,
-        progress_bar=not args.quiet,
+        enable_progress_bar=not args.quiet,
     )  # fmt: skip
     report = {"input": source, **report, "total_seconds": round(time.perf_counter() - start, 2)}
     (args.out / "report.json").write_text(json.dumps(report, indent=1))

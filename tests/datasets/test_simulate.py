@@ -61,6 +61,29 @@ def test_counts(mdata):
     assert 1500 < np.median(np.asarray(rna.sum(axis=1))) < 6000
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_protein_counts_on_the_scale_of_real_adt_data(seed):
+    # 10x PBMC CITE-seq runs (../shared/data/real): max 4e3-1e4, median per-cell total 3e3-6e3 over 14-29
+    # antibodies, positive markers in the hundreds to thousands, negative ones in the tens
+    prot = simulate_citeseq(500, 50, 25, seed=seed, progress_bar=False)["prot"].X
+    assert prot.max() < 1e5
+    assert 1000 < np.median(prot.sum(axis=1)) < 20000
+    q05, q95 = np.quantile(prot, [0.05, 0.95], axis=0)
+    assert np.median(q05) < 50
+    assert q95.max() > 300
+    assert np.median(np.log10((q95 + 1) / (q05 + 1))) > 0.8  # markers separate positive from negative cells
+
+
+def test_protein_foreground_sets_the_scale():
+    kw = {"n_cells": 300, "n_genes": 50, "n_proteins": 10, "seed": 0, "progress_bar": False}
+    low, high = simulate_citeseq(protein_foreground=50.0, **kw), simulate_citeseq(protein_foreground=5000.0, **kw)
+    assert (low["rna"].X != high["rna"].X).nnz == 0  # the RNA counts do not depend on the protein settings
+    assert np.median(high["prot"].X.sum(axis=1)) > 5 * np.median(low["prot"].X.sum(axis=1))
+    assert high.uns["simulation"]["protein_foreground"] == 5000.0
+    with pytest.raises(ValueError, match="protein_foreground"):
+        simulate_citeseq(100, 50, 5, protein_foreground=0.0)
+
+
 def test_no_empty_cells_when_depth_is_tiny():
     m = simulate_citeseq(200, 20, 5, 2, 4, library_size_median=1.0, protein_background=0.01, progress_bar=False)
     assert (np.asarray(m["rna"].X.sum(axis=1)) > 0).all()

@@ -15,6 +15,8 @@ logger = logging.getLogger(__name__)
 
 _LINEAGE_NAMES = ("T", "B", "Mono", "NK", "Progenitor")
 _CHUNK = 2048  # cells per sampling chunk: bounds memory at about _CHUNK * n_genes doubles
+_ON_OFF_RATIO = 150.0  # median ratio of a protein's "on" to its "off" foreground level
+_PROTEIN_GAIN = 2.0  # slope of the logistic in units of the linear predictor's standard deviation
 
 
 def _layout(n_lineages: int, n_types: int) -> tuple[list[str], list[str], np.ndarray]:
@@ -67,6 +69,11 @@ def _negative_binomial(mu: np.ndarray, theta: np.ndarray, rng: np.random.Generat
     return rng.poisson(rng.gamma(theta, mu / theta))
 
 
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """The logistic function, without overflow warnings."""
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
 def _no_empty_cells(counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Add one count to a random feature of any cell without counts."""
     empty = np.flatnonzero(counts.sum(axis=1) == 0)
@@ -91,6 +98,7 @@ def simulate_citeseq(
     library_size_median: float = 3000.0,
     library_size_sigma: float = 0.5,
     protein_background: float = 10.0,
+    protein_foreground: float = 500.0,
     progress_bar: bool = True,
 ) -> md.MuData:
     """Simulate paired RNA and protein (ADT) counts with a known split into shared and specific information.
@@ -107,9 +115,20 @@ def simulate_citeseq(
 
     RNA: negative binomial counts with mean ``library size * softmax_g(base_g + programs @ loadings)``,
     sparse gene loadings, per-gene dispersion and log-normal library sizes. Protein: negative binomial
-    counts whose mean is a foreground (shared and protein-only programs, per-cell capture efficiency)
-    plus a per-cell ambient background spread over the proteins, as in real ADT data. Every cell has
-    at least one count in each modality.
+    counts (per-protein dispersion, ``theta`` about 10) whose mean is a foreground plus a per-cell ambient
+    background spread over the proteins (median ``protein_background`` per protein), as in real ADT data.
+    The foreground of protein ``p`` in a cell is ``capture * exp(log_off_p + (log_on_p - log_off_p) *
+    sigmoid(2 * (eta_p / sd_p - t_p)))``: ``eta_p`` is the linear predictor of the shared and protein-only
+    programs (sparse signed loadings), ``sd_p`` its standard deviation over cells under the model,
+    ``t_p`` a per-protein threshold (so some markers are on in most cells, others in few) and
+    ``capture`` a per-cell capture efficiency. The logistic keeps every foreground between an "off" and
+    an "on" level of realistic magnitude: "on" levels are log-normal around ``protein_foreground``
+    (within a factor ``e**2``), "off" levels about 150-fold lower (a few counts of unspecific binding).
+    An exponential of the linear predictor instead would give counts beyond what a sequencer counts
+    (up to 1e10); with the defaults a cell has a few thousand ADT counts in total, a positive marker
+    hundreds to a few thousand, a negative one tens (mostly background), and no count passes about 2e4,
+    as in 10x PBMC CITE-seq runs. The transformation is monotone and the same for every cell, so it
+    changes no part of the ground truth above. Every cell has at least one count in each modality.
 
     Parameters
     ----------
@@ -137,6 +156,9 @@ def simulate_citeseq(
         Median and log-scale standard deviation of the expected RNA library size (UMIs per cell).
     protein_background
         Median expected ambient (background) counts per protein and cell.
+    protein_foreground
+        Median over proteins of the expected foreground counts of a cell fully positive for the protein
+        (its "on" level, before capture efficiency).
     progress_bar
         Show a progress bar over chunks of cells.
 
@@ -153,6 +175,8 @@ def simulate_citeseq(
     for name, value in {"n_cells": n_cells, "n_genes": n_genes, "n_proteins": n_proteins}.items():
         if value < 1:
             raise ValueError(f"`{name}` must be positive, got {value}.")
+    if not protein_foreground > 0:
+        raise ValueError(f"`protein_foreground` must be positive, got {protein_foreground}.")
     if not 1 <= n_lineages <= n_types:
         raise ValueError(f"Need 1 <= n_lineages <= n_types, got n_lineages={n_lineages}, n_types={n_types}.")
     rng = np.random.default_rng(seed)
@@ -175,13 +199,25 @@ def simulate_citeseq(
     gene_loadings = _loadings(k_s + k_r, n_genes, density=0.05, scale=0.5, rng=rng)
     gene_theta = np.clip(np.exp(rng.normal(np.log(4.0), 0.7, n_genes)), 0.3, 100.0)
     library = library_size_median * np.exp(library_size_sigma * rng.standard_normal(n_cells))
-    # protein model
-    prot_base = rng.normal(np.log(20.0), 0.7, n_proteins)
-    prot_loadings = _loadings(k_s + k_p, n_proteins, density=2.5 / n_proteins, scale=1.5, rng=rng)
-    prot_theta = np.exp(rng.normal(np.log(10.0), 0.4, n_proteins))
-    capture = np.exp(0.25 * rng.standard_normal(n_cells))
-    ambient = protein_background * np.exp(0.4 * rng.standard_normal(n_cells))
-    ambient_share = n_proteins * rng.dirichlet(np.full(n_proteins, 2.0))
+    # protein model, from its own stream so that the RNA counts do not depend on the protein settings
+    prot_rng = rng.spawn(1)[0]
+    prot_loadings = _loadings(k_s + k_p, n_proteins, density=2.5 / n_proteins, scale=1.5, rng=prot_rng)
+    # standard deviation of each protein's linear predictor over cells, from the model (not from the cells drawn)
+    program_sd = np.sqrt(
+        np.r_[
+            np.full(k_s, lineage_effect**2 + program_noise**2),
+            np.full(k_p, type_effect**2 * np.mean(1 - specificity) + program_noise**2),
+        ]
+    )
+    eta_sd = np.sqrt(((program_sd[:, None] * prot_loadings) ** 2).sum(axis=0))
+    eta_sd[eta_sd == 0] = 1.0  # a protein no program loads on stays at one level
+    prot_threshold = prot_rng.normal(0.0, 0.75, n_proteins)
+    log_on = np.log(protein_foreground) + np.clip(prot_rng.normal(0.0, 0.8, n_proteins), -2.0, 2.0)
+    log_off = log_on - np.log(_ON_OFF_RATIO) + np.clip(prot_rng.normal(0.0, 0.5, n_proteins), -1.0, 1.0)
+    prot_theta = np.exp(prot_rng.normal(np.log(10.0), 0.4, n_proteins))
+    capture = np.exp(0.25 * prot_rng.standard_normal(n_cells))
+    ambient = protein_background * np.exp(0.4 * prot_rng.standard_normal(n_cells))
+    ambient_share = n_proteins * prot_rng.dirichlet(np.full(n_proteins, 2.0))
 
     rna_h = np.hstack([shared, rna_specific])
     prot_h = np.hstack([shared, prot_specific])
@@ -195,9 +231,11 @@ def simulate_citeseq(
         prop /= prop.sum(axis=1, keepdims=True)
         counts = _no_empty_cells(_negative_binomial(library[sl, None] * prop, gene_theta, rng), rng)
         rna_chunks.append(sparse.csr_matrix(counts.astype(np.float32)))
-        foreground = capture[sl, None] * np.exp(prot_base + prot_h[sl] @ prot_loadings)
+        on = _sigmoid(_PROTEIN_GAIN * (prot_h[sl] @ prot_loadings / eta_sd - prot_threshold))
+        foreground = capture[sl, None] * np.exp(log_off + (log_on - log_off) * on)
         background = ambient[sl, None] * ambient_share
-        prot_chunks.append(_no_empty_cells(_negative_binomial(foreground + background, prot_theta, rng), rng))
+        prot_counts = _negative_binomial(foreground + background, prot_theta, prot_rng)
+        prot_chunks.append(_no_empty_cells(prot_counts, prot_rng))
 
     width = max(5, len(str(n_cells)))
     obs = pd.DataFrame(
@@ -238,6 +276,7 @@ def simulate_citeseq(
         "library_size_median": float(library_size_median),
         "library_size_sigma": float(library_size_sigma),
         "protein_background": float(protein_background),
+        "protein_foreground": float(protein_foreground),
     }
     logger.info(
         "Simulated %d cells, %d genes, %d proteins, %d level-2 types in %d lineages.",

@@ -68,10 +68,13 @@ def check_mudata(mdata: MuData, rna: str, protein: str, rna_layer: str | None, p
     check_counts(_layer(b, protein_layer, protein), protein, b.obs_names)
 
 
-def _select(adata, layer: str | None, modality: str, names: list[str]):
+def _reorder(adata, modality: str, names: list[str]):
+    """``adata`` with the registered features ``names`` in registered order (itself when they already are)."""
     present = adata.var_names
-    if present.equals(np.asarray(names, dtype=object)) or list(present) == list(names):
-        return _layer(adata, layer, modality)
+    if list(present) == list(names):
+        return adata
+    if present.has_duplicates:
+        raise ValueError(f"mdata[{modality!r}].var_names has duplicates: call .var_names_make_unique() first.")
     idx = present.get_indexer(names)
     missing = [n for n, i in zip(names, idx, strict=True) if i < 0]
     if missing:
@@ -80,28 +83,27 @@ def _select(adata, layer: str | None, modality: str, names: list[str]):
             f"cells (e.g. {missing[:5]}); the model needs every feature it was trained on (fill absent genes with "
             "zero counts if they were not measured)."
         )
-    if present.has_duplicates:
-        raise ValueError(f"mdata[{modality!r}].var_names has duplicates: call .var_names_make_unique() first.")
-    return _layer(adata, layer, modality)[:, idx]
+    return adata[:, idx].copy()
 
 
-def extract_counts(
+def aligned_mudata(
     mdata: MuData,
     rna: str,
     protein: str,
     rna_layer: str | None,
     protein_layer: str | None,
     var_names: dict[str, list[str]],
-):
-    """Checked raw counts of ``mdata`` with the registered features in registered order.
+) -> MuData:
+    """Checked query cells with the registered features in registered order, matched by name.
 
-    Returns
-    -------
-    RNA counts (CSR sparse) and protein counts (dense), each ``(n_cells, n_features)``.
+    Returns ``mdata`` itself when its features are already in order, else a new MuData of reordered copies (the
+    user's object is not modified).
     """
     check_mudata(mdata, rna, protein, rna_layer, protein_layer)
-    x_rna = _select(mdata[rna], rna_layer, rna, var_names["rna"])
-    x_protein = _select(mdata[protein], protein_layer, protein, var_names["protein"])
-    x_rna = sparse.csr_matrix(x_rna) if not sparse.issparse(x_rna) else x_rna.tocsr()
-    x_protein = x_protein.toarray() if sparse.issparse(x_protein) else np.asarray(x_protein)
-    return x_rna, x_protein
+    mods = {
+        rna: _reorder(mdata[rna], rna, var_names["rna"]),
+        protein: _reorder(mdata[protein], protein, var_names["protein"]),
+    }
+    if all(mods[m] is mdata[m] for m in mods):
+        return mdata
+    return MuData(mods)

@@ -1,10 +1,12 @@
-"""The user-facing model on MuData: registration, training of both stages, embeddings."""
+"""The user-facing model on MuData: registration, training of both stages on scvi-tools' stack, embeddings."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -14,27 +16,25 @@ import torch
 from mudata import MuData
 from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager, fields
+from scvi.dataloaders import DataSplitter
+from scvi.model._utils import get_max_epochs_heuristic, parse_device_args, use_distributed_sampler
 from scvi.model.base import BaseModelClass
+from scvi.train import TrainRunner
 
+from indiseek._defaults import CITESEQ
+from indiseek._keys import KINDS, MODALITIES, embedding_key
 from indiseek.module import IndiSeekModule, check_club_estimator, get_objective
-from indiseek.pp import ProteinInputs, RNAInputs
-from indiseek.train import check_optimizer, train_shared, train_specific
+from indiseek.pp import fit_protein_inputs, fit_rna_inputs
+from indiseek.train import SharedTrainingPlan, SpecificTrainingPlan, check_optimizer
 
-from ._data import check_mudata, extract_counts
+from ._data import aligned_mudata, check_mudata
 from ._save import load_model, save_model
-from ._utils import (
-    KINDS,
-    MODALITIES,
-    as_float_tensor,
-    check_choice,
-    max_epochs_heuristic,
-    resolve_device,
-    split_indices,
-)
+from ._utils import check_choice, check_positive_int
 
 logger = logging.getLogger(__name__)
 
 _DEFAULT_MODALITIES = {"rna_layer": "rna", "protein_layer": "prot"}
+_STAGES = ("shared", "specific")
 
 
 class IndiSeek(BaseModelClass):
@@ -100,38 +100,35 @@ class IndiSeek(BaseModelClass):
     def __init__(
         self,
         mdata: MuData,
-        method: str = "indiseek",
-        n_shared: int = 50,
-        n_specific: int = 50,
-        n_hidden: int = 50,
-        n_layers: int = 5,
-        lambda_: float = 10.0,
-        temperature: float = 0.1,
-        learn_temperature: bool = True,
-        capture_temperature: float = 0.1,
-        club_sample: bool = False,
-        club_estimator: str = "gaussian_raw",
-        n_top_genes: int = 2000,
-        n_pcs: int = 200,
+        method: str = CITESEQ.method,
+        n_shared: int = CITESEQ.n_shared,
+        n_specific: int = CITESEQ.n_specific,
+        n_hidden: int = CITESEQ.n_hidden,
+        n_layers: int = CITESEQ.n_layers,
+        lambda_: float = CITESEQ.lambda_,
+        temperature: float = CITESEQ.temperature,
+        learn_temperature: bool = CITESEQ.learn_temperature,
+        capture_temperature: float = CITESEQ.capture_temperature,
+        club_sample: bool = CITESEQ.club_sample,
+        club_estimator: str = CITESEQ.club_estimator,
+        n_top_genes: int = CITESEQ.n_top_genes,
+        n_pcs: int = CITESEQ.n_pcs,
     ):
         super().__init__(mdata)
-        method = method.lower() if isinstance(method, str) else method
+        self.init_params_ = self._get_init_params(locals())
+        params = dict(self.init_params_["non_kwargs"])
+        params["method"] = method = method.lower() if isinstance(method, str) else method
         get_objective(method)
-        if lambda_ < 0:
-            raise ValueError(f"lambda_ must be non-negative, got {lambda_}.")
+        if not (isinstance(lambda_, int | float) and math.isfinite(lambda_) and lambda_ >= 0):
+            raise ValueError(f"lambda_ must be a finite non-negative number, got {lambda_!r}.")
         check_club_estimator(club_estimator)
+        for name in ("n_shared", "n_specific", "n_hidden", "n_layers", "n_top_genes", "n_pcs"):
+            check_positive_int(params[name], name)
         self.method = method
-        self.init_params_ = {
-            "method": method, "n_shared": n_shared, "n_specific": n_specific, "n_hidden": n_hidden,
-            "n_layers": n_layers, "lambda_": float(lambda_), "temperature": temperature,
-            "learn_temperature": learn_temperature, "capture_temperature": capture_temperature,
-            "club_sample": club_sample, "club_estimator": club_estimator, "n_top_genes": n_top_genes,
-            "n_pcs": n_pcs,
-        }  # fmt: skip
-        self.setup_args_ = self.adata_manager.registry["setup_args"]
+        self.n_top_genes, self.n_pcs = params.pop("n_top_genes"), params.pop("n_pcs")
+        self._module_kwargs = params
         rna, protein = self._modality_keys()
         self.var_names_ = {"rna": list(mdata[rna].var_names), "protein": list(mdata[protein].var_names)}
-        self.inputs = {"rna": RNAInputs(n_top_genes, n_pcs), "protein": ProteinInputs()}
         self.module: IndiSeekModule | None = None
         self.train_times_: dict[str, float] = {}
         self._model_summary_string = (
@@ -192,128 +189,161 @@ class IndiSeek(BaseModelClass):
             "(indiseek.datasets.from_anndata converts an AnnData with protein counts in .obsm)."
         )
 
+    @property
+    def setup_args_(self) -> dict:
+        """The arguments :meth:`setup_mudata` was called with."""
+        return self.adata_manager.registry["setup_args"]
+
     def _modality_keys(self) -> tuple[str, str]:
         modalities = {**_DEFAULT_MODALITIES, **(self.setup_args_.get("modalities") or {})}
         return modalities["rna_layer"], modalities["protein_layer"]
 
-    def _prepared_inputs(self, mdata: MuData | None) -> tuple[np.ndarray, np.ndarray]:
-        """Raw counts of ``mdata`` (default: the registered data) with the registered features, checked."""
-        rna, protein = self._modality_keys()
-        return extract_counts(
-            self.adata if mdata is None else mdata,
-            rna,
-            protein,
-            self.setup_args_.get("rna_layer"),
-            self.setup_args_.get("protein_layer"),
-            self.var_names_,
-        )
-
     # ------------------------------------------------------------------ training
     def train(
         self,
-        max_epochs: int | None = None,
-        lr: float = 1e-3,
-        batch_size: int = 128,
-        train_size: float = 0.9,
-        validation_size: float | None = None,
-        early_stopping: bool = True,
-        early_stopping_patience: int = 45,
-        estimator_lr: float | None = None,
-        n_estimator_steps: int = 5,
-        weight_decay: float = 0.0,
-        optimizer: str = "Adam",
+        max_epochs: int | None = CITESEQ.max_epochs,
+        lr: float = CITESEQ.lr,
         accelerator: str = "auto",
-        device: int | str = "auto",
+        devices: int | list[int] | str = "auto",
+        train_size: float = CITESEQ.train_size,
+        validation_size: float | None = None,
+        shuffle_set_split: bool = True,
+        batch_size: int = CITESEQ.batch_size,
+        early_stopping: bool = CITESEQ.early_stopping,
+        early_stopping_patience: int = CITESEQ.early_stopping_patience,
+        check_val_every_n_epoch: int | None = None,
+        estimator_lr: float | None = CITESEQ.estimator_lr,
+        n_estimator_steps: int = CITESEQ.n_estimator_steps,
         seed: int | None = None,
-        progress_bar: bool = True,
+        datasplitter_kwargs: dict | None = None,
+        plan_kwargs: dict | None = None,
+        **trainer_kwargs,
     ) -> None:
         """Fit the input preparation on the training cells, then the shared stage, then the specific stages.
+
+        Both stages run on scvi-tools' stack: a :class:`~scvi.dataloaders.DataSplitter` yields minibatches of raw
+        counts from the registered fields, :class:`~scvi.train.TrainRunner` runs a Lightning trainer per stage
+        (:class:`~indiseek.train.SharedTrainingPlan`, then :class:`~indiseek.train.SpecificTrainingPlan`, which
+        trains both modalities' specific stages in one pass over the data: they share no parameter). Early
+        stopping, progress bars, checkpoints, loggers and callbacks are Lightning's and scvi-tools'.
 
         Parameters
         ----------
         max_epochs
-            Epochs of each stage. Default: scvi-tools' heuristic ``min(400, round(400 * 20000 / n_cells))``.
+            Epochs of each stage; ``None``: scvi-tools' heuristic ``min(400, round(400 * 20000 / n_cells))``.
         lr
-            Adam learning rate of every network. The paper trains at 1e-4 for up to 2,000 epochs; at the
-            budget of ``indiseek run`` (100 epochs) 1e-4 leaves the specific stage under-trained (see the
-            measured results in the documentation), so the default is 1e-3.
+            Learning rate of every network. The paper trains at 1e-4 for up to 2,000 epochs.
+        accelerator, devices
+            Lightning's: ``"auto"``, ``"cpu"``, ``"gpu"``; device count, indices or ``"auto"``. Several devices
+            train with DDP (pass ``strategy="ddp"``); ``batch_size`` is then per device.
+        train_size, validation_size, shuffle_set_split
+            Fractions of cells for training and validation (default: the rest) and whether the split is random.
+            The input preparation is fitted on the training cells only.
         batch_size
-            Cells per batch (paper: 128). At least one full batch of training cells is required.
-        train_size, validation_size
-            Fractions of cells used for training and validation (default: the rest).
+            Cells per minibatch (paper: 128); the last, partial training batch of each epoch is dropped, since the
+            contrastive terms compare each cell with the rest of its batch.
         early_stopping, early_stopping_patience
-            Stop a stage when its validation loss has not improved for this many epochs.
+            Stop a stage when its ``validation_loss`` has not improved for this many epochs (needs validation
+            cells).
+        check_val_every_n_epoch
+            Validate every this many epochs (default: every epoch with early stopping, else never).
         estimator_lr, n_estimator_steps
-            Learning rate (default ``lr``) and steps per encoder step of CLUB's Gaussian ``q(z | c)``.
-        weight_decay, optimizer
-            Weight decay of every network and the optimiser, ``"Adam"`` or ``"AdamW"`` (decoupled weight decay).
-        accelerator, device
-            Where to train: ``"auto"``, ``"cpu"`` or ``"gpu"``; a device index or ``"auto"``.
+            Learning rate (``None``: ``lr``) and steps per encoder step of CLUB's estimator.
         seed
-            Seed of the split, the weights and the batch order (default ``scvi.settings.seed``).
-        progress_bar
-            Show a progress bar per stage.
+            If given, sets ``scvi.settings.seed`` (split, weights and batch order) first.
+        datasplitter_kwargs
+            Further arguments of :class:`~scvi.dataloaders.DataSplitter`.
+        plan_kwargs
+            Further arguments of both training plans, e.g. ``{"optimizer": "AdamW", "weight_decay": 0.01}`` or
+            ``{"reduce_lr_on_plateau": True}`` (shared stage).
+        **trainer_kwargs
+            Further arguments of :class:`scvi.train.Trainer` and Lightning's ``Trainer``, e.g.
+            ``enable_progress_bar=False``, ``callbacks=[...]``, ``gradient_clip_val`` (shared stage), ``strategy``;
+            ``ckpt_path`` resumes from a Lightning checkpoint of either stage.
         """
-        check_optimizer(optimizer, weight_decay)
-        seed = scvi.settings.seed if seed is None else seed
-        seed = 0 if seed is None else int(seed)
-        dev = resolve_device(accelerator, device)
-        rna_counts, protein_counts = self._prepared_inputs(None)
-        n_cells = rna_counts.shape[0]
-        max_epochs = max_epochs_heuristic(n_cells) if max_epochs is None else int(max_epochs)
-        train_idx, val_idx = split_indices(n_cells, train_size, validation_size, seed)
-        if len(train_idx) < batch_size:
+        n_cells = self.adata.n_obs
+        max_epochs = get_max_epochs_heuristic(n_cells) if max_epochs is None else max_epochs
+        check_positive_int(max_epochs, "max_epochs")
+        check_positive_int(batch_size, "batch_size")
+        check_positive_int(n_estimator_steps, "n_estimator_steps")
+        if batch_size < 2:
+            raise ValueError("batch_size must be at least 2: the contrastive loss compares each cell with the others.")
+        if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+            raise ValueError(f"lr must be a positive number, got {lr!r}.")
+        plan_kwargs = {"lr": lr, **(plan_kwargs or {})}
+        check_optimizer(plan_kwargs.get("optimizer", "Adam"), plan_kwargs.get("weight_decay", 0.0))
+        if seed is not None:
+            scvi.settings.seed = int(seed)
+        ckpt_path = trainer_kwargs.pop("ckpt_path", None)
+        resume_stage = _checkpoint_stage(ckpt_path) if ckpt_path is not None else None
+
+        splitter = DataSplitter(
+            self.adata_manager, train_size=train_size, validation_size=validation_size,
+            shuffle_set_split=shuffle_set_split, batch_size=batch_size, drop_last=True,
+            distributed_sampler=use_distributed_sampler(trainer_kwargs.get("strategy")), **(datasplitter_kwargs or {}),
+        )  # fmt: skip
+        splitter.setup()
+        if splitter.n_train < batch_size:
             raise ValueError(
-                f"Only {len(train_idx)} training cells for a batch of {batch_size}: pass a smaller batch_size "
-                f"(at most {len(train_idx)}) or more cells."
+                f"Only {splitter.n_train} training cells for a batch of {batch_size}: pass a smaller batch_size "
+                f"(at most {splitter.n_train}) or more cells."
             )
-        self.train_indices_, self.validation_indices_ = train_idx, val_idx
-
         start = time.perf_counter()
-        self.inputs["rna"].fit(rna_counts[train_idx])
-        self.inputs["protein"].fit(protein_counts[train_idx])
-        x = {
-            "rna": as_float_tensor(self.inputs["rna"].transform(rna_counts), dev),
-            "protein": as_float_tensor(self.inputs["protein"].transform(protein_counts), dev),
-        }
+        self.module = self._build_module(splitter.train_idx)
         self.train_times_ = {"inputs": time.perf_counter() - start}
-
-        torch.manual_seed(seed)
-        self.module = IndiSeekModule(x["rna"].shape[1], x["protein"].shape[1], **self._module_kwargs()).to(dev)
-        generator = torch.Generator().manual_seed(seed)
-        t_idx = torch.as_tensor(train_idx, device=dev)
-        v_idx = torch.as_tensor(val_idx, device=dev) if len(val_idx) > 1 else None
-        loop = {
-            "max_epochs": max_epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
-            "optimizer": optimizer,
-            "early_stopping": early_stopping, "patience": early_stopping_patience, "generator": generator,
-            "progress_bar": progress_bar,
-        }  # fmt: skip
-        history = {}
-        start = time.perf_counter()
-        history["shared"] = train_shared(self.module.shared, x["rna"], x["protein"], t_idx, v_idx, **loop)
-        self.train_times_["shared"] = time.perf_counter() - start
-
+        self.is_trained_, self.history_ = False, None
+        trainer_kwargs = {
+            "early_stopping": early_stopping and splitter.n_val > 0,
+            "early_stopping_monitor": "validation_loss",
+            "early_stopping_patience": early_stopping_patience,
+            "check_val_every_n_epoch": check_val_every_n_epoch,
+            **trainer_kwargs,
+        }
+        plans = {"shared": SharedTrainingPlan(self.module, **plan_kwargs)}
         if self.module.specific is not None:
-            with torch.no_grad():
-                self.module.shared.eval()
-                c = {m: self.module.shared.encode(x[m], m) for m in MODALITIES}
-            for modality, other in (("rna", "protein"), ("protein", "rna")):
-                start = time.perf_counter()
-                history[f"specific_{modality}"] = train_specific(
-                    self.module.specific[modality], x[modality], c[modality], c[other], t_idx, v_idx,
-                    estimator_lr=estimator_lr, n_estimator_steps=n_estimator_steps,
-                    stage=f"specific {modality}", **loop,
-                )  # fmt: skip
-                self.train_times_[f"specific_{modality}"] = time.perf_counter() - start
-        self.module.eval()
+            plans["specific"] = SpecificTrainingPlan(
+                self.module, estimator_lr=estimator_lr, n_estimator_steps=n_estimator_steps, **plan_kwargs
+            )
+        history = {}
+        for stage, plan in plans.items():
+            if resume_stage == "specific" and stage == "shared":
+                continue  # the checkpoint holds the trained shared stage
+            start = time.perf_counter()
+            self.module.train()
+            runner = TrainRunner(
+                self, training_plan=plan, data_splitter=splitter, max_epochs=max_epochs, accelerator=accelerator,
+                devices=devices, ckpt_path=ckpt_path if stage == resume_stage else None, **trainer_kwargs,
+            )  # fmt: skip
+            runner()
+            self.train_times_[stage] = time.perf_counter() - start
+            history.update({f"{stage}_{k}": v.astype(float).rename(columns=lambda c, s=stage: f"{s}_{c}") for k, v in
+                            (self.history_ or {}).items()})  # fmt: skip
+            self.is_trained_, self.history_ = False, None
         self.history_ = history
         self.is_trained_ = True
+        self.module.eval()
 
-    def _module_kwargs(self) -> dict:
-        keys = ("method", "n_shared", "n_specific", "n_hidden", "n_layers", "lambda_", "temperature",
-                "learn_temperature", "capture_temperature", "club_sample", "club_estimator")  # fmt: skip
-        return {k: self.init_params_[k] for k in keys}
+    def _build_module(self, train_idx: np.ndarray) -> IndiSeekModule:
+        """Fit the input preparation on the training cells' registered counts and build the networks around it."""
+        idx = np.sort(train_idx)
+        rna = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
+        protein = self.adata_manager.get_from_registry(REGISTRY_KEYS.PROTEIN_EXP_KEY)
+        protein = protein.to_numpy() if isinstance(protein, pd.DataFrame) else protein
+        fitted = {"rna": fit_rna_inputs(rna[idx], self.n_top_genes, self.n_pcs), "protein": fit_protein_inputs(
+            protein[idx])}  # fmt: skip
+        module = IndiSeekModule(
+            n_genes=rna.shape[1], n_selected_genes=len(fitted["rna"]["genes"]),
+            n_pcs=fitted["rna"]["components"].shape[0], n_proteins=protein.shape[1], **self._module_kwargs,
+        )  # fmt: skip
+        for modality, arrays in fitted.items():
+            for name, value in arrays.items():
+                getattr(module.inputs[modality], name).copy_(torch.as_tensor(value))
+        return module
+
+    @property
+    def epochs_trained(self) -> dict[str, int]:
+        """Epochs each stage ran (``{"shared": n, "specific": m}``; fewer than ``max_epochs`` after early stopping)."""
+        return {s: len(self.history_[f"{s}_train_loss"]) for s in _STAGES if f"{s}_train_loss" in (self.history_ or {})}
 
     @property
     def device(self) -> torch.device:
@@ -324,21 +354,22 @@ class IndiSeek(BaseModelClass):
     @torch.no_grad()
     def _embed(self, mdata: MuData | None, batch_size: int) -> dict[tuple[str, str], np.ndarray]:
         self._check_if_trained(warn=False)
-        counts = dict(zip(MODALITIES, self._prepared_inputs(mdata), strict=True))
-        out = {}
+        mdata = self._validate_anndata(self._aligned(mdata))
+        parts = defaultdict(list)
         self.module.eval()
-        for modality in MODALITIES:
-            x = self.inputs[modality].transform(counts[modality])
-            parts = {"shared": [], "specific": []}
-            for start in range(0, len(x), batch_size):
-                xb = as_float_tensor(x[start : start + batch_size], self.device)
-                parts["shared"].append(self.module.shared.encode(xb, modality).cpu().numpy())
-                if self.module.specific is not None:
-                    parts["specific"].append(self.module.specific[modality].encode(xb).cpu().numpy())
-            for kind, chunks in parts.items():
-                if chunks:
-                    out[(modality, kind)] = np.concatenate(chunks)
-        return out
+        for tensors in self._make_data_loader(mdata, batch_size=batch_size):
+            tensors = {k: v.to(self.device) for k, v in tensors.items()}
+            for key, value in self.module.embed(tensors).items():
+                parts[key].append(value.cpu().numpy())
+        return {key: np.concatenate(chunks) for key, chunks in parts.items()}
+
+    def _aligned(self, mdata: MuData | None) -> MuData:
+        """The registered MuData, or ``mdata`` checked and with the registered features in registered order."""
+        if mdata is None:
+            return self.adata
+        rna, protein = self._modality_keys()
+        layers = (self.setup_args_.get("rna_layer"), self.setup_args_.get("protein_layer"))
+        return aligned_mudata(mdata, rna, protein, *layers, self.var_names_)
 
     def get_latent_representation(
         self,
@@ -379,11 +410,9 @@ class IndiSeek(BaseModelClass):
 
     def embedding_keys(self) -> dict[str, str]:
         """The ``.obsm`` keys :meth:`write_embeddings` writes, by ``"<kind>_<modality>"`` (and ``"all"``)."""
-        prefix = f"X_{self.method}"
-        keys = {f"{k}_{m}": f"{prefix}_{k}_{m}" for k in KINDS for m in MODALITIES}
-        if self.method == "clip":
-            keys = {k: v for k, v in keys.items() if k.startswith("shared")}
-        return {**keys, "all": prefix}
+        kinds = ["shared"] if self.method == "clip" else list(KINDS)
+        keys = {f"{k}_{m}": embedding_key(self.method, k, m) for k in kinds for m in MODALITIES}
+        return {**keys, "all": embedding_key(self.method)}
 
     def write_embeddings(self, mdata: MuData | None = None, batch_size: int = 4096) -> None:
         """Write the features into ``mdata.obsm`` (default: the registered MuData).
@@ -402,8 +431,8 @@ class IndiSeek(BaseModelClass):
             target.obsm[key] = value
 
     # ------------------------------------------------------------------ persistence
-    def save(self, dir_path: str, overwrite: bool = False, save_mudata: bool = False) -> None:
-        """Save the trained model to a directory, atomically.
+    def save(self, dir_path: str, overwrite: bool = False, save_mudata: bool = False, **kwargs) -> None:
+        """Save the model to a directory, atomically.
 
         Files: ``model.safetensors`` (network weights and the fitted input preparation) and ``model.json``
         (parameters, registration, features, history); with ``save_mudata``, ``mdata.h5mu``. The directory is
@@ -418,8 +447,12 @@ class IndiSeek(BaseModelClass):
             Replace an existing directory.
         save_mudata
             Also write the registered MuData.
+        **kwargs
+            ``save_anndata`` is accepted as scvi-tools' name of ``save_mudata`` (its checkpoint callback uses it).
         """
-        self._check_if_trained(warn=False)
+        if self.module is None:
+            raise RuntimeError("The model has no networks yet: call train() first.")
+        save_mudata = save_mudata or bool(kwargs.pop("save_anndata", False))
         save_model(self, dir_path, overwrite=overwrite, save_mudata=save_mudata)
 
     @classmethod
@@ -430,10 +463,20 @@ class IndiSeek(BaseModelClass):
 
         Only tensors (safetensors) and JSON are read; nothing is unpickled.
         """
-        return load_model(cls, dir_path, mdata, resolve_device(accelerator, device))
+        _, _, torch_device = parse_device_args(accelerator, device, return_device="torch")
+        return load_model(cls, dir_path, mdata, torch_device)
 
     @staticmethod
     def view_setup_args(dir_path: str, prefix: str | None = None) -> None:
         """Print the arguments a saved model was registered with."""
         info = json.loads((Path(dir_path) / "model.json").read_text())
         print(pd.Series(info["setup_args"], dtype=object).to_string())  # noqa: T201 - a viewer prints
+
+
+def _checkpoint_stage(ckpt_path) -> str:
+    """The stage a Lightning checkpoint of :meth:`IndiSeek.train` belongs to."""
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    stage = state.get("indiseek_stage")
+    if stage not in _STAGES:
+        raise ValueError(f"{ckpt_path} is not a checkpoint of IndiSeek.train (no 'indiseek_stage' entry).")
+    return stage

@@ -18,15 +18,12 @@ if TYPE_CHECKING:
     from ._indiseek import IndiSeek
 
 _WEIGHTS, _INFO, _MDATA = "model.safetensors", "model.json", "mdata.h5mu"
-_INPUTS_PREFIX = "inputs."
+#: Version of the files; 1 (no ``format`` entry) was written by indiseek 0.1.
+FORMAT = 2
 
 
 def _tensors(model: IndiSeek) -> dict[str, torch.Tensor]:
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.module.state_dict().items()}
-    for modality, inputs in model.inputs.items():
-        for name, value in inputs.state_dict().items():
-            tensors[f"{_INPUTS_PREFIX}{modality}.{name}"] = torch.from_numpy(np.ascontiguousarray(value))
-    return tensors
+    return {k: v.detach().cpu().contiguous() for k, v in model.module.state_dict().items()}
 
 
 def save_model(model: IndiSeek, dir_path: str | Path, overwrite: bool = False, save_mudata: bool = False) -> None:
@@ -40,13 +37,20 @@ def save_model(model: IndiSeek, dir_path: str | Path, overwrite: bool = False, s
     try:
         tmp.mkdir()
         save_file(_tensors(model), tmp / _WEIGHTS)
+        inputs = model.module.inputs
         info = {
+            "format": FORMAT,
             "class": type(model).__name__,
             "indiseek_version": _version(),
             "init_params": model.init_params_,
             "setup_args": _jsonable(model.setup_args_),
             "var_names": model.var_names_,
-            "n_inputs": {m: int(inp.n_output) for m, inp in model.inputs.items()},
+            "shapes": {
+                "n_genes": inputs["rna"].n_genes,
+                "n_selected_genes": int(inputs["rna"].genes.shape[0]),
+                "n_pcs": inputs["rna"].n_output,
+                "n_proteins": inputs["protein"].n_output,
+            },  # fmt: skip
             "train_times": model.train_times_,
             "history": {k: v.reset_index().to_dict(orient="list") for k, v in (model.history_ or {}).items()},
         }
@@ -72,20 +76,21 @@ def load_model(cls, dir_path: str | Path, mdata: MuData | None, device: torch.de
     if not (path / _INFO).is_file() or not (path / _WEIGHTS).is_file():
         raise FileNotFoundError(f"{path} does not hold a saved model ({_INFO} and {_WEIGHTS} expected).")
     info = json.loads((path / _INFO).read_text())
+    if info.get("format") != FORMAT:
+        raise ValueError(
+            f"{path} was saved by an older indiseek (file format {info.get('format', 1)}, this version reads "
+            f"{FORMAT}): its protein inputs used another CLR and its preparation lived outside the networks. "
+            "Retrain the model with this version (IndiSeek(mdata, **params).train()), or load it with indiseek 0.1."
+        )
     if mdata is None:
         if not (path / _MDATA).is_file():
             raise ValueError(f"No MuData was saved in {path}: pass the MuData to load the model with.")
         mdata = read_h5mu(path / _MDATA)
     cls.setup_mudata(mdata, **info["setup_args"])
-    model = cls(mdata, **info["init_params"])
+    model = cls(mdata, **info["init_params"]["non_kwargs"])
     model.var_names_ = info["var_names"]  # the features the networks expect; queries are matched by name
-    tensors = load_file(path / _WEIGHTS)
-    for modality, inputs in model.inputs.items():
-        prefix = f"{_INPUTS_PREFIX}{modality}."
-        inputs.load_state_dict({k[len(prefix) :]: v.numpy() for k, v in tensors.items() if k.startswith(prefix)})
-    n_inputs = info["n_inputs"]
-    model.module = IndiSeekModule(n_inputs["rna"], n_inputs["protein"], **model._module_kwargs())
-    model.module.load_state_dict({k: v for k, v in tensors.items() if not k.startswith(_INPUTS_PREFIX)})
+    model.module = IndiSeekModule(**info["shapes"], **model._module_kwargs)
+    model.module.load_state_dict(load_file(path / _WEIGHTS))
     model.module.to(device).eval()
     model.train_times_ = info.get("train_times", {})
     model.history_ = {k: pd.DataFrame(v).set_index("epoch") for k, v in info.get("history", {}).items()}

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import anndata as ad
 import numpy as np
 import pandas as pd
+import scvi
 import torch
+from scvi import REGISTRY_KEYS
+from scvi.data import AnnDataManager, fields
+from scvi.dataloaders import DataSplitter
+from scvi.model._utils import parse_device_args
+from scvi.train import Trainer
 
-from indiseek.module import SpecificModule, get_objective
-from indiseek.train import train_specific
+from indiseek._defaults import SIMULATION as S
+from indiseek.module import OracleModule, SpecificModule, get_objective
+from indiseek.train import SpecificTrainingPlan
 
-from ._utils import as_float_tensor, resolve_device, split_indices
+_MODALITY = "x"  # OracleModule's name of its one stage, stripped from the history's columns
 
 
 class SpecificEncoder:
@@ -20,7 +28,7 @@ class SpecificEncoder:
     module
         The trained :class:`~indiseek.module.SpecificModule`.
     history
-        Per-epoch training (and validation) losses.
+        Per-epoch training (and validation) losses, one column per logged term.
     """
 
     def __init__(self, module: SpecificModule, history: pd.DataFrame, device: torch.device):
@@ -36,33 +44,33 @@ class SpecificEncoder:
             raise ValueError(f"Expected an array of shape (n, {self.module.encoder.n_input}), got {X.shape}.")
         self.module.eval()
         out = [
-            self.module.encode(as_float_tensor(chunk, self.device)).cpu().numpy()
-            for chunk in np.array_split(X, max(1, int(np.ceil(len(X) / batch_size))))
+            self.module.encode(torch.as_tensor(X[i : i + batch_size], device=self.device)).cpu().numpy()
+            for i in range(0, len(X), batch_size)
         ]
-        return np.concatenate(out)
+        return np.concatenate(out) if out else np.zeros((0, self.module.encoder.n_output), dtype=np.float32)
 
 
 def fit_specific(
     X: np.ndarray,
     shared: np.ndarray,
-    method: str = "indiseek",
-    lambda_: float = 0.1,
-    n_specific: int = 10,
-    n_hidden: int = 100,
-    n_layers: int = 5,
+    method: str = S.method,
+    lambda_: float = S.lambda_,
+    n_specific: int = S.n_specific,
+    n_hidden: int = S.n_hidden,
+    n_layers: int = S.n_layers,
     shared_other: np.ndarray | None = None,
-    max_epochs: int = 40,
-    batch_size: int = 100,
-    lr: float = 1e-3,
-    weight_decay: float = 0.0,
-    optimizer: str = "Adam",
-    estimator_lr: float | None = 3e-3,
-    n_estimator_steps: int = 5,
-    temperature: float = 0.1,
-    club_sample: bool = False,
-    club_estimator: str = "gaussian",
-    train_size: float = 1.0,
-    early_stopping: bool = False,
+    max_epochs: int = S.max_epochs,
+    batch_size: int = S.batch_size,
+    lr: float = S.lr,
+    weight_decay: float = S.weight_decay,
+    optimizer: str = S.optimizer,
+    estimator_lr: float | None = S.estimator_lr,
+    n_estimator_steps: int = S.n_estimator_steps,
+    temperature: float = S.capture_temperature,
+    club_sample: bool = S.club_sample,
+    club_estimator: str = S.club_estimator,
+    train_size: float = S.train_size,
+    early_stopping: bool = S.early_stopping,
     seed: int = 0,
     accelerator: str = "auto",
     device: int | str = "auto",
@@ -137,39 +145,43 @@ def fit_specific(
     for name, arr in (("X", X), ("shared", shared), ("shared_other", shared_other)):
         if not np.isfinite(arr).all():
             raise ValueError(f"{name} contains NaN or infinite values; remove or impute them first.")
-    torch.manual_seed(seed)
-    dev = resolve_device(accelerator, device)
-    module = SpecificModule(
-        X.shape[1],
-        shared.shape[1],
-        n_specific,
-        objective,
-        lambda_,
-        n_hidden,
-        n_layers,
-        temperature,
-        club_sample,
-        club_estimator,
-    ).to(dev)
-    train_idx, val_idx = split_indices(len(X), train_size, None, seed)
-    generator = torch.Generator().manual_seed(seed)
-    history = train_specific(
-        module,
-        as_float_tensor(X, dev),
-        as_float_tensor(shared, dev),
-        as_float_tensor(shared_other, dev),
-        torch.as_tensor(train_idx, device=dev),
-        torch.as_tensor(val_idx, device=dev) if len(val_idx) else None,
-        max_epochs=max_epochs,
-        batch_size=batch_size,
-        lr=lr,
-        weight_decay=weight_decay,
-        optimizer=optimizer,
-        estimator_lr=estimator_lr,
-        n_estimator_steps=n_estimator_steps,
-        early_stopping=early_stopping,
-        generator=generator,
-        progress_bar=progress_bar,
-        stage=f"specific ({method})",
+    scvi.settings.seed = seed  # the split, the weights and the batch order
+    accelerator, devices, torch_device = parse_device_args(accelerator, device, return_device="torch")
+    module = OracleModule(
+        SpecificModule(
+            X.shape[1],
+            shared.shape[1],
+            n_specific,
+            objective,
+            lambda_,
+            n_hidden,
+            n_layers,
+            temperature,
+            club_sample,
+            club_estimator,
+        )  # fmt: skip
     )
-    return SpecificEncoder(module.eval(), history, dev)
+    manager = AnnDataManager(
+        fields=[
+            fields.LayerField(REGISTRY_KEYS.X_KEY, None, is_count_data=False),
+            fields.ObsmField("shared", "shared"),
+            fields.ObsmField("shared_other", "shared_other"),
+        ]
+    )
+    manager.register_fields(ad.AnnData(X, obsm={"shared": shared, "shared_other": shared_other}))
+    splitter = DataSplitter(manager, train_size=train_size, batch_size=batch_size, drop_last=True)
+    plan = SpecificTrainingPlan(
+        module, lr=lr, weight_decay=weight_decay, optimizer=optimizer, estimator_lr=estimator_lr,
+        n_estimator_steps=n_estimator_steps,
+    )  # fmt: skip
+    validate = splitter.n_val > 0
+    trainer = Trainer(
+        max_epochs=max_epochs, accelerator=accelerator, devices=devices, enable_progress_bar=progress_bar,
+        early_stopping=early_stopping and validate, early_stopping_monitor="validation_loss",
+        check_val_every_n_epoch=1 if validate else None,
+    )  # fmt: skip
+    trainer.fit(plan, splitter)
+    history = pd.concat(list(trainer.logger.history.values()), axis=1).astype(float)
+    history.columns = [c.replace(f"_{_MODALITY}_", "_") for c in history.columns]
+    stage = module.specific[_MODALITY].to(torch_device).eval()
+    return SpecificEncoder(stage, history, torch_device)

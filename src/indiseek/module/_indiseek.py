@@ -1,23 +1,35 @@
-"""All networks of a two-modality model: the shared stage and one specific stage per modality."""
+"""All networks of a two-modality model: input preparation, the shared stage and one specific stage per modality."""
 
 from __future__ import annotations
 
+import torch
+from scvi import REGISTRY_KEYS
+from scvi.module.base import LossOutput
 from torch import nn
 
+from indiseek._keys import MODALITIES
+
+from ._inputs import ProteinInputs, RNAInputs
 from ._objectives import get_objective
 from ._shared import SharedModule
-from ._specific import SpecificModule
+from ._specific import SpecificInputs, SpecificModule, estimator_loss, specific_loss
+
+_COUNT_KEYS = {"rna": REGISTRY_KEYS.X_KEY, "protein": REGISTRY_KEYS.PROTEIN_EXP_KEY}
 
 
 class IndiSeekModule(nn.Module):
-    """Shared encoders ``f_rna``, ``f_protein`` and, unless the method is CLIP, one specific stage per modality.
+    """Input preparation, shared encoders ``f_rna``, ``f_protein`` and, unless the method is CLIP, specific stages.
 
-    The specific stages are :class:`~indiseek.module.SpecificModule` instances.
+    Works on minibatches of raw counts as scvi-tools' data loaders yield them (``tensors["X"]``: RNA,
+    ``tensors["proteins"]``: protein); the fitted preparation lives in buffers (:class:`RNAInputs`,
+    :class:`ProteinInputs`). The specific stages are :class:`~indiseek.module.SpecificModule` instances.
 
     Parameters
     ----------
-    n_input_rna, n_input_protein
-        Input dimensions after input preparation.
+    n_genes, n_selected_genes, n_pcs
+        Registered genes, highly variable genes kept and principal components of the RNA inputs.
+    n_proteins
+        Registered proteins.
     method
         ``"indiseek"``, ``"factorizedcl"``, ``"infodisen"`` or ``"clip"``.
     n_shared, n_specific, n_hidden, n_layers
@@ -28,40 +40,40 @@ class IndiSeekModule(nn.Module):
         CLIP temperature of the shared stage, and whether it is learned.
     capture_temperature
         Temperature of the InfoNCE capture term (FactorizedCL, InfoDisen).
-    club_sample
-        Use the sampled-negative Gaussian CLUB estimator.
-    club_estimator
-        ``"gaussian"``, ``"gaussian_raw"`` or ``"critic"``: the estimator of the CLUB term (see
-        :class:`SpecificModule`).
+    club_sample, club_estimator
+        The CLUB estimator (see :class:`SpecificModule`).
     """
 
     def __init__(
         self,
-        n_input_rna: int,
-        n_input_protein: int,
-        method: str = "indiseek",
-        n_shared: int = 50,
-        n_specific: int = 50,
-        n_hidden: int = 50,
-        n_layers: int = 5,
-        lambda_: float = 10.0,
-        temperature: float = 0.1,
-        learn_temperature: bool = True,
-        capture_temperature: float = 0.1,
-        club_sample: bool = False,
-        club_estimator: str = "gaussian_raw",
+        n_genes: int,
+        n_selected_genes: int,
+        n_pcs: int,
+        n_proteins: int,
+        method: str,
+        n_shared: int,
+        n_specific: int,
+        n_hidden: int,
+        n_layers: int,
+        lambda_: float,
+        temperature: float,
+        learn_temperature: bool,
+        capture_temperature: float,
+        club_sample: bool,
+        club_estimator: str,
     ):
         super().__init__()
-        self.shared = SharedModule(
-            n_input_rna, n_input_protein, n_shared, n_hidden, n_layers, temperature, learn_temperature
+        self.inputs = nn.ModuleDict(
+            {"rna": RNAInputs(n_genes, n_selected_genes, n_pcs), "protein": ProteinInputs(n_proteins)}
         )
+        self.shared = SharedModule(n_pcs, n_proteins, n_shared, n_hidden, n_layers, temperature, learn_temperature)
         objective = get_objective(method)
         self.specific = None
         if objective is not None:
             self.specific = nn.ModuleDict(
                 {
                     modality: SpecificModule(
-                        n_input,
+                        self.inputs[modality].n_output,
                         n_shared,
                         n_specific,
                         objective,
@@ -71,7 +83,76 @@ class IndiSeekModule(nn.Module):
                         capture_temperature,
                         club_sample,
                         club_estimator,
-                    )
-                    for modality, n_input in (("rna", n_input_rna), ("protein", n_input_protein))
+                    )  # fmt: skip
+                    for modality in MODALITIES
                 }
             )
+
+    def prepare(self, tensors: dict[str, torch.Tensor], modality: str) -> torch.Tensor:
+        """Prepared inputs ``X_i`` of one modality from a minibatch of raw counts."""
+        return self.inputs[modality](tensors[_COUNT_KEYS[modality]])
+
+    def loss(self, tensors: dict[str, torch.Tensor]) -> LossOutput:
+        """CLIP loss of the shared stage on a minibatch of paired cells."""
+        x = {m: self.prepare(tensors, m) for m in MODALITIES}
+        loss = self.shared.loss(x["rna"], x["protein"])["loss"]
+        return LossOutput(loss=loss, n_obs_minibatch=x["rna"].shape[0])
+
+    def specific_inputs(self, tensors: dict[str, torch.Tensor]) -> SpecificInputs:
+        """``(X_i, C_i, C_{3-i})`` per modality; the shared features come from the (frozen) shared encoders."""
+        x = {m: self.prepare(tensors, m) for m in MODALITIES}
+        with torch.no_grad():
+            c = {m: self.shared.encode(x[m], m) for m in MODALITIES}
+        return {"rna": (x["rna"], c["rna"], c["protein"]), "protein": (x["protein"], c["protein"], c["rna"])}
+
+    def specific_loss(self, inputs: SpecificInputs) -> tuple[LossOutput, dict[str, torch.Tensor]]:
+        """Loss of both specific stages and their ``Z`` (see :func:`~indiseek.module.specific_loss`)."""
+        return specific_loss(self.specific, inputs)
+
+    def estimator_loss(self, inputs: SpecificInputs, z: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Loss fitting the CLUB estimators on detached ``Z``."""
+        return estimator_loss(self.specific, inputs, z)
+
+    @torch.no_grad()
+    def embed(self, tensors: dict[str, torch.Tensor]) -> dict[tuple[str, str], torch.Tensor]:
+        """Shared and (unless CLIP) specific features of a minibatch, keyed by ``(modality, kind)``."""
+        out = {}
+        for m in MODALITIES:
+            x = self.prepare(tensors, m)
+            out[(m, "shared")] = self.shared.encode(x, m)
+            if self.specific is not None:
+                out[(m, "specific")] = self.specific[m].encode(x)
+        return out
+
+
+class OracleModule(nn.Module):
+    """One modality's specific stage whose shared features are given with the data (the paper's simulations).
+
+    Minibatches hold ``tensors["X"]`` (inputs), ``tensors["shared"]`` (``C_i``) and ``tensors["shared_other"]``
+    (``C_{3-i}``).
+
+    Parameters
+    ----------
+    stage
+        The specific stage.
+    """
+
+    def __init__(self, stage: SpecificModule):
+        super().__init__()
+        self.specific = nn.ModuleDict({"x": stage})
+
+    def specific_inputs(self, tensors: dict[str, torch.Tensor]) -> SpecificInputs:
+        """``(X, C_i, C_{3-i})`` of the minibatch."""
+        return {"x": (tensors[REGISTRY_KEYS.X_KEY], tensors["shared"], tensors["shared_other"])}
+
+    def specific_loss(self, inputs: SpecificInputs) -> tuple[LossOutput, dict[str, torch.Tensor]]:
+        """The stage's loss and ``Z``."""
+        return specific_loss(self.specific, inputs)
+
+    def estimator_loss(self, inputs: SpecificInputs, z: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Loss fitting the CLUB estimator on detached ``Z``."""
+        return estimator_loss(self.specific, inputs, z)
+
+    def loss(self, tensors: dict[str, torch.Tensor]) -> LossOutput:
+        """The stage's loss on a minibatch."""
+        return self.specific_loss(self.specific_inputs(tensors))[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from scvi.module.base import LossOutput
 from torch import nn
 
 from indiseek.nn import MLP, CriticCLUB, GaussianCLUB, clip_loss, orthogonality_loss
@@ -91,9 +92,9 @@ class SpecificModule(nn.Module):
         # E|X_i|^2 over the training inputs: the constant that makes reconstruction scale-free.
         self.register_buffer("input_sq_norm", torch.tensor(1.0))
 
-    def set_input_scale(self, x: torch.Tensor) -> None:
-        """Store ``E|X_i|^2`` computed once on the training inputs ``x`` (``(n, n_input)``)."""
-        value = (x.double() ** 2).sum(1).mean().to(self.input_sq_norm.dtype)
+    def set_input_scale(self, mean_sq_norm: torch.Tensor) -> None:
+        """Store ``E|X_i|^2``, the training inputs' mean squared norm (computed once, before training)."""
+        value = torch.as_tensor(mean_sq_norm).to(self.input_sq_norm)
         if not torch.isfinite(value) or value <= 0:
             raise ValueError("The training inputs have zero or non-finite mean squared norm.")
         self.input_sq_norm.copy_(value)
@@ -142,3 +143,52 @@ class SpecificModule(nn.Module):
         """Loss that fits CLUB's estimator (Gaussian likelihood or critic) on detached ``z``."""
         c_ind = self._pick(self.objective.independence_shared, c_own, c_other)
         return self.estimator.learning_loss(z, c_ind)
+
+
+#: Per modality, a minibatch's ``(X_i, C_i, C_{3-i})``: inputs and both modalities' shared features.
+SpecificInputs = dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+def specific_loss(stages: nn.ModuleDict, inputs: SpecificInputs) -> tuple[LossOutput, dict[str, torch.Tensor]]:
+    """Losses of independent specific stages on one minibatch, and each stage's ``Z`` for its estimator.
+
+    Parameters
+    ----------
+    stages
+        :class:`SpecificModule` per modality.
+    inputs
+        ``(X_i, C_i, C_{3-i})`` per modality, ``(batch, .)`` each.
+
+    Returns
+    -------
+    The loss per modality (summed in ``loss``; the stages share no parameter, so each is minimised on its own)
+    with ``independence_<modality>``, ``capture_<modality>`` and ``loss_<modality>`` as extra metrics, and the
+    detached ``Z`` per modality.
+    """
+    losses, metrics, z = {}, {}, {}
+    for modality, (x, c_own, c_other) in inputs.items():
+        out = stages[modality].loss(x, c_own, c_other)
+        losses[modality] = out["loss"]
+        metrics.update({f"{k}_{modality}": out[k].detach() for k in ("loss", "independence", "capture")})
+        z[modality] = out["z"].detach()
+    n_obs = next(iter(inputs.values()))[0].shape[0]
+    return LossOutput(loss=losses, extra_metrics=metrics, n_obs_minibatch=n_obs), z
+
+
+def estimator_loss(stages: nn.ModuleDict, inputs: SpecificInputs, z: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Sum over modalities of the loss that fits each CLUB estimator on the detached ``Z`` (0 when none has one)."""
+    total = torch.zeros((), device=next(iter(z.values())).device)
+    for modality, (_, c_own, c_other) in inputs.items():
+        if stages[modality].estimator is not None:
+            total = total + stages[modality].estimator_loss(z[modality], c_own, c_other)
+    return total
+
+
+def estimator_parameters(stages: nn.ModuleDict) -> list[nn.Parameter]:
+    """Parameters of the stages' CLUB estimators (fitted by their own optimiser)."""
+    return [p for stage in stages.values() if stage.estimator is not None for p in stage.estimator.parameters()]
+
+
+def encoder_parameters(stages: nn.ModuleDict) -> list[nn.Parameter]:
+    """Parameters the stages' method loss trains: everything but the CLUB estimators."""
+    return [p for stage in stages.values() for p in stage.encoder_parameters()]

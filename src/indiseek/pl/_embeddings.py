@@ -14,6 +14,8 @@ from anndata import AnnData
 from matplotlib.figure import Figure
 from mudata import MuData
 
+from indiseek._keys import embedding_key, umap_key
+
 from ._utils import category_colors, finish
 
 logger = logging.getLogger(__name__)
@@ -23,8 +25,8 @@ _ROWS = ("rna", "protein", "all")
 
 def _parts(method: str, row: str) -> list[str]:
     if row == "all":
-        return [f"X_{method}"]
-    return [f"X_{method}_shared_{row}", f"X_{method}_specific_{row}"]
+        return [embedding_key(method)]
+    return [embedding_key(method, "shared", row), embedding_key(method, "specific", row)]
 
 
 def _representation(data: MuData | AnnData, method: str, row: str) -> tuple[np.ndarray | None, str]:
@@ -128,7 +130,7 @@ def embeddings(
         )
         sc.tl.umap(tmp, random_state=random_state)
         if store:
-            mdata.obsm[f"X_umap_{method}_{row}"] = tmp.obsm["X_umap"]
+            mdata.obsm[umap_key(method, row)] = tmp.obsm["X_umap"]
         for j, c in enumerate(colors):
             sc.pl.umap(tmp, color=c, ax=axes[i, j], show=False, title=f"{title} - {c}", **kwargs)
     fig.tight_layout()

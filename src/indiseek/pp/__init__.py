@@ -1,5 +1,5 @@
-"""Input preparation: fitted on training cells, replayed on query cells."""
+"""Input preparation: fitted on training cells, replayed on every minibatch by the module."""
 
-from ._inputs import ProteinInputs, RNAInputs, clr, log_normalize
+from ._inputs import clr, fit_protein_inputs, fit_rna_inputs
 
-__all__ = ["ProteinInputs", "RNAInputs", "clr", "log_normalize"]
+__all__ = ["clr", "fit_protein_inputs", "fit_rna_inputs"]

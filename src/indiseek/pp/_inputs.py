@@ -1,7 +1,8 @@
-"""Input preparation fitted on training cells and replayed on any cells (query cells included).
+"""Input preparation fitted on the training cells, stored in the module's buffers.
 
-RNA: counts normalised per cell to 10,000, ``log1p``, highly variable genes, the leading principal components.
-Protein (ADT): centred log-ratio per cell, then centred with the training cells' means.
+RNA: counts normalised per cell to 10,000, ``log1p``, highly variable genes (scanpy's ``"seurat"`` flavour), the
+leading principal components; fitted on the sparse counts without densifying them. Protein (ADT): Seurat's centred
+log-ratio per cell (:func:`clr`), centred with the training cells' means.
 """
 
 from __future__ import annotations
@@ -11,123 +12,63 @@ import logging
 import anndata as ad
 import numpy as np
 import scanpy as sc
+import torch
 from scipy import sparse
-from sklearn.decomposition import PCA
+
+from indiseek import nn as _nn
 
 logger = logging.getLogger(__name__)
 
 
-def log_normalize(counts, target_sum: float = 1e4):
-    """``log1p`` of counts scaled to ``target_sum`` per cell; keeps sparse input sparse (CSR, float32)."""
-    if sparse.issparse(counts):
-        counts = sparse.csr_matrix(counts, dtype=np.float32)
-        totals = np.asarray(counts.sum(1)).ravel()
-        out = sparse.diags((target_sum / totals).astype(np.float32)) @ counts
-        out.data = np.log1p(out.data)
-        return out.tocsr()
-    counts = np.asarray(counts, dtype=np.float32)
-    return np.log1p(counts * (target_sum / counts.sum(1, keepdims=True)))
-
-
 def clr(counts) -> np.ndarray:
-    """Centred log-ratio per cell: ``log1p(x) - mean_j log1p(x_j)``, a dense float32 array."""
+    """Seurat's centred log-ratio per cell of raw counts ``(cells, proteins)``, as a float32 array.
+
+    The one CLR of the package (:func:`indiseek.nn.clr`), used by the model and by :func:`indiseek.tl.wnn_weights`.
+    """
     counts = counts.toarray() if sparse.issparse(counts) else np.asarray(counts)
-    logged = np.log1p(counts.astype(np.float32))
-    return logged - logged.mean(1, keepdims=True)
+    return _nn.clr(torch.as_tensor(counts, dtype=torch.float32)).numpy()
 
 
-class RNAInputs:
-    """Normalise, ``log1p``, select highly variable genes and project on principal components.
+def fit_rna_inputs(counts, n_top_genes: int, n_pcs: int) -> dict[str, np.ndarray]:
+    """Fit the RNA preparation on the training cells' raw counts.
 
     Parameters
     ----------
+    counts
+        Raw counts ``(cells, genes)``, sparse or dense; never densified.
     n_top_genes
-        Number of highly variable genes (scanpy's ``"seurat"`` flavour; all genes when there are fewer).
+        Highly variable genes to keep (all genes when there are fewer).
     n_pcs
-        Number of principal components (capped by the number of training cells and genes minus one).
-    seed
-        Seed of the randomised PCA.
+        Principal components, capped by the number of training cells and genes minus one.
+
+    Returns
+    -------
+    ``genes`` (indices of the kept genes among the registered ones), ``mean`` (``(n_genes_kept,)``) and
+    ``components`` (``(n_pcs, n_genes_kept)``), the buffers of :class:`indiseek.module.RNAInputs`. The PCA is
+    the exact eigendecomposition of the covariance (scanpy's ``covariance_eigh``), which is deterministic and
+    works on sparse data.
     """
-
-    def __init__(self, n_top_genes: int = 2000, n_pcs: int = 200, seed: int = 0):
-        self.n_top_genes = n_top_genes
-        self.n_pcs = n_pcs
-        self.seed = seed
-        self.genes: np.ndarray | None = None  # indices of the selected genes among the registered ones
-        self.mean: np.ndarray | None = None
-        self.components: np.ndarray | None = None
-
-    def fit(self, counts) -> RNAInputs:
-        """Fit on the training cells' raw counts, ``(n_cells, n_genes)``."""
-        logged = log_normalize(counts)
-        n_genes = logged.shape[1]
-        if n_genes > self.n_top_genes:
-            tmp = ad.AnnData(logged)
-            sc.pp.highly_variable_genes(tmp, n_top_genes=self.n_top_genes, flavor="seurat")
-            self.genes = np.flatnonzero(tmp.var["highly_variable"].to_numpy())
-        else:
-            self.genes = np.arange(n_genes)
-        x = _dense(logged[:, self.genes])
-        n_comps = min(self.n_pcs, x.shape[0] - 1, x.shape[1] - 1)
-        if n_comps < 1:
-            raise ValueError(f"Too few training cells ({x.shape[0]}) or genes ({x.shape[1]}) for a PCA.")
-        pca = PCA(n_components=n_comps, svd_solver="randomized", random_state=self.seed).fit(x)
-        self.mean = pca.mean_.astype(np.float32)
-        self.components = pca.components_.astype(np.float32)
-        logger.info("RNA inputs: %d genes, %d principal components", len(self.genes), n_comps)
-        return self
-
-    def transform(self, counts) -> np.ndarray:
-        """Principal-component scores ``(n_cells, n_pcs)`` of raw counts with the registered genes."""
-        x = _dense(log_normalize(counts)[:, self.genes])
-        return (x - self.mean) @ self.components.T
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """Fitted arrays, for saving."""
-        return {"genes": self.genes, "mean": self.mean, "components": self.components}
-
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> RNAInputs:
-        """Restore fitted arrays."""
-        self.genes = np.asarray(state["genes"], dtype=np.int64)
-        self.mean = np.asarray(state["mean"], dtype=np.float32)
-        self.components = np.asarray(state["components"], dtype=np.float32)
-        return self
-
-    @property
-    def n_output(self) -> int:
-        """Dimension of the prepared inputs."""
-        return self.components.shape[0]
+    adata = ad.AnnData(sparse.csr_matrix(counts, dtype=np.float32))
+    sc.pp.normalize_total(adata, target_sum=1e4)
+    sc.pp.log1p(adata)
+    if adata.n_vars > n_top_genes:
+        sc.pp.highly_variable_genes(adata, n_top_genes=n_top_genes, flavor="seurat")
+        genes = np.flatnonzero(adata.var["highly_variable"].to_numpy())
+        adata = adata[:, genes].copy()
+    else:
+        genes = np.arange(adata.n_vars)
+    n_comps = min(n_pcs, adata.n_obs - 1, adata.n_vars - 1)
+    if n_comps < 1:
+        raise ValueError(f"Too few training cells ({adata.n_obs}) or genes ({adata.n_vars}) for a PCA.")
+    sc.pp.pca(adata, n_comps=n_comps, zero_center=True, svd_solver="covariance_eigh")
+    logger.info("RNA inputs: %d genes, %d principal components", len(genes), n_comps)
+    return {
+        "genes": genes.astype(np.int64),
+        "mean": np.asarray(adata.X.mean(0), dtype=np.float32).ravel(),
+        "components": np.ascontiguousarray(adata.varm["PCs"].T, dtype=np.float32),
+    }
 
 
-class ProteinInputs:
-    """Centred log-ratio per cell, centred with the training cells' means."""
-
-    def __init__(self):
-        self.mean: np.ndarray | None = None
-
-    def fit(self, counts) -> ProteinInputs:
-        """Fit on the training cells' raw counts, ``(n_cells, n_proteins)``."""
-        self.mean = clr(counts).mean(0)
-        return self
-
-    def transform(self, counts) -> np.ndarray:
-        """Centred CLR values ``(n_cells, n_proteins)``."""
-        return clr(counts) - self.mean
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """Fitted arrays, for saving."""
-        return {"mean": self.mean}
-
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> ProteinInputs:
-        """Restore fitted arrays."""
-        self.mean = np.asarray(state["mean"], dtype=np.float32)
-        return self
-
-    @property
-    def n_output(self) -> int:
-        """Dimension of the prepared inputs."""
-        return self.mean.shape[0]
-
-
-def _dense(x) -> np.ndarray:
-    return np.asarray(x.toarray() if sparse.issparse(x) else x, dtype=np.float32)
+def fit_protein_inputs(counts) -> dict[str, np.ndarray]:
+    """Fit the protein preparation (the training cells' mean CLR per protein) on raw counts ``(cells, proteins)``."""
+    return {"mean": clr(counts).mean(0)}

@@ -1,6 +1,8 @@
 """The paper's simulation settings (oracle shared features, one modality)."""
 
-from ._run import OPTION_DEFAULTS, pool_records, run_setting, run_sweep
+from indiseek._defaults import OPTION_DEFAULTS, record_options
+
+from ._run import pool_records, run_setting, run_sweep
 from ._settings import DISCRETE_VALUES, IDEAL_COORDINATES, SETTINGS, ideal_coordinates, oracle_shared, simulate_setting
 
 __all__: list[str] = []
@@ -12,4 +14,4 @@ __all__ += [
     "oracle_shared",
     "simulate_setting",
 ]
-__all__ += ["OPTION_DEFAULTS", "pool_records", "run_setting", "run_sweep"]
+__all__ += ["OPTION_DEFAULTS", "pool_records", "record_options", "run_setting", "run_sweep"]

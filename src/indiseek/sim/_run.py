@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from indiseek.tl._importance import masking_importance
+from indiseek._defaults import record_options
+from indiseek.tl import masking_importance
 
 from ._settings import ideal_coordinates, simulate_setting
 
@@ -76,22 +77,12 @@ def run_setting(
     if max_epochs is not None:
         fit_kwargs["max_epochs"] = max_epochs
     fit_kwargs.setdefault("train_size", n / (n + n_test))
+    fit_kwargs.setdefault("progress_bar", False)
     start = time.perf_counter()
     importance, losses = [], []
     for r in tqdm(range(runs), desc=f"setting {setting}, {method}, lambda={lambda_:g}", disable=not progress_bar):
         X, C = simulate_setting(setting, n + n_test, seed=seed + r)
-        enc = fit_specific(
-            X,
-            shared=C,
-            method=method,
-            lambda_=lambda_,
-            n_specific=10,
-            n_hidden=100,
-            n_layers=5,
-            seed=seed + r,
-            progress_bar=False,
-            **fit_kwargs,
-        )
+        enc = fit_specific(X, shared=C, method=method, lambda_=lambda_, seed=seed + r, **fit_kwargs)
         importance.append(masking_importance(enc, d=X.shape[1], seed=seed + r))
         history = getattr(enc, "history", None)
         last = {} if history is None or len(history) == 0 else history.iloc[-1].to_dict()
@@ -157,16 +148,8 @@ def run_sweep(
     ]
 
 
-#: Defaults of the fit options a record's ``options`` may leave out.
-OPTION_DEFAULTS = {"club_estimator": "gaussian", "optimizer": "Adam", "weight_decay": 0.0}
-
 #: Record keys that must agree for runs to be pooled.
 _POOL_KEYS = ("setting", "method", "lambda", "n", "n_test", "max_epochs", "options", "ideal")
-
-
-def record_options(record: Mapping[str, Any]) -> dict[str, Any]:
-    """Every fit option of a record: its ``options``, with the ones it leaves out at :data:`OPTION_DEFAULTS`."""
-    return {**OPTION_DEFAULTS, **(record.get("options") or {})}
 
 
 def _cell(record: dict[str, Any]) -> dict[str, Any]:

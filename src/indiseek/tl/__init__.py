@@ -1,10 +1,12 @@
 """Analysis tools (scanpy style: data first, results written under documented keys)."""
 
+from ._diagnostics import completeness, diagnostics, independence
 from ._importance import masking_importance
 from ._metrics import cluster_metrics, rank_correlation
 from ._theta import theta_scores
 from ._wnn import wnn_weights
 
 __all__: list[str] = []
+__all__ += ["completeness", "diagnostics", "independence"]
 __all__ += ["masking_importance"]
 __all__ += ["cluster_metrics", "rank_correlation", "theta_scores", "wnn_weights"]

@@ -10,6 +10,8 @@ from anndata import AnnData
 from mudata import MuData
 from sklearn.neighbors import NearestNeighbors
 
+from indiseek._keys import THETA_KEY, embedding_key, theta_keys
+
 logger = logging.getLogger(__name__)
 
 
@@ -34,13 +36,6 @@ def get_labels(data: MuData | AnnData, key: str) -> pd.Series:
     return data.obs[key]
 
 
-def theta_keys(key_added: str = "theta") -> tuple[str, str, str]:
-    """The ``.obs`` keys written by :func:`theta_scores`: (beta RNA, beta protein, theta)."""
-    if key_added == "theta":
-        return "beta_rna", "beta_protein", "theta"
-    return f"{key_added}_beta_rna", f"{key_added}_beta_protein", key_added
-
-
 def _same_label_counts(x: np.ndarray, codes: np.ndarray, n_neighbors: int) -> np.ndarray:
     """Number of each cell's ``n_neighbors`` nearest neighbours (itself excluded) carrying its label."""
     nn = NearestNeighbors(n_neighbors=n_neighbors).fit(x)
@@ -58,7 +53,7 @@ def theta_scores(
     method: str = "indiseek",
     rna_key: str | None = None,
     protein_key: str | None = None,
-    key_added: str = "theta",
+    key_added: str = THETA_KEY,
     copy: bool = False,
 ) -> MuData | AnnData | None:
     """Per-cell theta score: log ratio of same-label neighbours in the RNA- and the protein-specific features.
@@ -103,8 +98,8 @@ def theta_scores(
     """
     if pseudocount < 0:
         raise ValueError(f"pseudocount must be >= 0, got {pseudocount}.")
-    rna_key = rna_key or f"X_{method}_specific_rna"
-    protein_key = protein_key or f"X_{method}_specific_protein"
+    rna_key = rna_key or embedding_key(method, "specific", "rna")
+    protein_key = protein_key or embedding_key(method, "specific", "protein")
     labels = get_labels(mdata, label_key)
     z_rna = get_representation(mdata, rna_key)
     z_protein = get_representation(mdata, protein_key)

@@ -15,12 +15,10 @@ from scipy import sparse
 from scipy.special import softmax
 from sklearn.neighbors import NearestNeighbors
 
+from indiseek._keys import WNN_KEY, wnn_keys
+from indiseek.pp import clr
+
 logger = logging.getLogger(__name__)
-
-
-def wnn_keys(key_added: str = "wnn") -> tuple[str, str]:
-    """The ``.obs`` keys written by :func:`wnn_weights`: (RNA weight, protein weight)."""
-    return f"{key_added}_rna_weight", f"{key_added}_protein_weight"
 
 
 def _counts(adata: AnnData) -> np.ndarray | sparse.csr_matrix:
@@ -46,8 +44,7 @@ def _protein_pca(prot: AnnData, n_pcs: int | None, random_state: int) -> np.ndar
     """Seurat's standard protein input: centred log ratio per cell, scale, PCA on at most n_proteins - 1 axes."""
     x = _counts(prot)
     x = x.toarray() if sparse.issparse(x) else x
-    tmp = AnnData(x, obs=pd.DataFrame(index=prot.obs_names), var=pd.DataFrame(index=prot.var_names))
-    muon.prot.pp.clr(tmp, axis=1)
+    tmp = AnnData(clr(x), obs=pd.DataFrame(index=prot.obs_names), var=pd.DataFrame(index=prot.var_names))
     sc.pp.scale(tmp)
     max_comps = min(tmp.n_vars - 1, tmp.n_obs - 1)
     sc.pp.pca(tmp, n_comps=max_comps if n_pcs is None else min(n_pcs, max_comps), random_state=random_state)
@@ -145,7 +142,7 @@ def wnn_weights(
     n_top_genes: int = 2000,
     rna_mod: str = "rna",
     protein_mod: str = "prot",
-    key_added: str = "wnn",
+    key_added: str = WNN_KEY,
     backend: Literal["exact", "muon"] = "muon",
     random_state: int = 0,
 ) -> None:

@@ -1,5 +1,5 @@
-"""Training loops of the shared (CLIP) and specific stages."""
+"""Training plans of the shared and specific stages (scvi-tools / Lightning)."""
 
-from ._loop import OPTIMIZERS, check_optimizer, make_optimizer, run_epochs, train_shared, train_specific
+from ._plans import OPTIMIZERS, SharedTrainingPlan, SpecificTrainingPlan, check_optimizer
 
-__all__ = ["OPTIMIZERS", "check_optimizer", "make_optimizer", "run_epochs", "train_shared", "train_specific"]
+__all__ = ["OPTIMIZERS", "SharedTrainingPlan", "SpecificTrainingPlan", "check_optimizer"]

@@ -1,0 +1,217 @@
+"""Training plans of the two stages on scvi-tools' Lightning stack.
+
+The shared (CLIP) stage is a plain :class:`scvi.train.TrainingPlan`. The specific stage optimises by hand, as
+scvi-tools' :class:`~scvi.train.AdversarialTrainingPlan` does: per minibatch one step of the encoders (and decoders
+or critics) on the method's loss, then ``n_estimator_steps`` steps of CLUB's estimator on the detached ``Z`` with
+its own optimiser (the order of CLUB's reference code). Neither optimiser ever steps on the other's gradients.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from scvi.module.base import LossOutput
+from scvi.train import TrainingPlan
+
+from indiseek.module import encoder_parameters, estimator_parameters
+
+#: Optimisers of the networks, as in scvi-tools' ``TrainingPlan``.
+OPTIMIZERS = ("Adam", "AdamW")
+
+
+def check_optimizer(name: str, weight_decay: float) -> None:
+    """Raise a clear error for an unknown optimiser or a negative weight decay."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"Unknown optimizer {name!r}; choose one of {OPTIMIZERS}.")
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be non-negative, got {weight_decay}.")
+
+
+class _Plan(TrainingPlan):
+    """A :class:`scvi.train.TrainingPlan` that logs a :class:`~scvi.module.base.LossOutput` term by term.
+
+    Parameters
+    ----------
+    module
+        The module to train.
+    stage
+        Name in error messages.
+    lr, weight_decay, optimizer
+        Learning rate, weight decay and optimiser (``"Adam"``: weight decay as an L2 term in the gradient;
+        ``"AdamW"``: decoupled, every weight shrinks by ``lr * weight_decay`` per step unless the loss holds it up).
+    eps
+        Adam's epsilon. scvi-tools' default (0.01) damps small gradients; PyTorch's 1e-8 is kept here.
+    **kwargs
+        Further arguments of :class:`scvi.train.TrainingPlan` (``reduce_lr_on_plateau``, ``lr_patience``, ...).
+    """
+
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        *,
+        stage: str,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        optimizer: Literal["Adam", "AdamW"] = "Adam",
+        eps: float = 1e-8,
+        lr_scheduler_metric: str = "validation_loss",
+        **kwargs,
+    ):
+        check_optimizer(optimizer, weight_decay)
+        super().__init__(
+            module, lr=lr, weight_decay=weight_decay, optimizer=optimizer, eps=eps,
+            lr_scheduler_metric=lr_scheduler_metric, **kwargs,
+        )  # fmt: skip
+        self.stage = stage
+
+    def log_loss(self, out: LossOutput, mode: str) -> None:
+        """Log ``<mode>_loss`` and every extra metric as ``<name>_<mode>``, averaged over the epoch."""
+        kwargs = {
+            "on_step": False,
+            "on_epoch": True,
+            "batch_size": out.n_obs_minibatch,
+            "sync_dist": self.use_sync_dist,
+        }
+        self.log(f"{mode}_loss", out.loss, prog_bar=True, **kwargs)
+        for name, value in out.extra_metrics.items():
+            self.log(f"{name}_{mode}", value, **kwargs)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Record the stage, so that :meth:`indiseek.IndiSeek.train` knows where to resume."""
+        checkpoint["indiseek_stage"] = self.stage
+
+    def on_train_epoch_end(self) -> None:
+        """Stop with an error naming the stage as soon as an epoch's training loss is not finite."""
+        loss = self.trainer.callback_metrics.get("train_loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise FloatingPointError(
+                f"Non-finite loss in the {self.stage} stage at epoch {self.current_epoch + 1}. "
+                "Check the inputs for extreme values, or lower the learning rate."
+            )
+
+
+class SharedTrainingPlan(_Plan):
+    """The shared stage: the CLIP loss of :meth:`IndiSeekModule.loss`, optimised by Lightning.
+
+    CLIP's negatives are the other cells of the minibatch on the same device. Under DDP each process contrasts
+    its own minibatch (no gathering across processes): the loss and its gradient are the single-device ones at
+    ``batch_size`` cells per device, and averaging the gradients over processes is plain data parallelism. Each
+    stage trains part of the module, so DDP needs ``strategy="ddp_find_unused_parameters_true"``.
+    """
+
+    def __init__(self, module: torch.nn.Module, **kwargs):
+        super().__init__(module, stage="shared", **kwargs)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """One CLIP step."""
+        out = self.module.loss(batch)
+        self.log_loss(out, "train")
+        return out.loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """CLIP loss of a validation minibatch."""
+        self.log_loss(self.module.loss(batch), "validation")
+
+
+class SpecificTrainingPlan(_Plan):
+    """The specific stages of every modality, with the shared features held fixed.
+
+    Before the first epoch, one pass over the training cells computes each modality's ``E|X_i|^2`` (the constant
+    of the scale-free reconstruction term) and a second pass fits CLUB's estimator on the untrained encoder, so
+    that the first encoder steps see a meaningful bound.
+
+    Parameters
+    ----------
+    module
+        :class:`~indiseek.module.IndiSeekModule` or :class:`~indiseek.module.OracleModule`.
+    estimator_lr
+        Learning rate of CLUB's estimator (default ``lr``, as in CLUB's reference code); Adam without weight decay.
+    n_estimator_steps
+        Estimator steps per encoder step (the paper uses 5).
+    **kwargs
+        Optimiser arguments of :class:`SharedTrainingPlan`.
+    """
+
+    def __init__(
+        self, module: torch.nn.Module, *, estimator_lr: float | None = None, n_estimator_steps: int = 5, **kwargs
+    ):
+        super().__init__(module, stage="specific", **kwargs)
+        if n_estimator_steps < 1:
+            raise ValueError(f"n_estimator_steps must be at least 1, got {n_estimator_steps}.")
+        self.estimator_lr = estimator_lr
+        self.n_estimator_steps = n_estimator_steps
+        self.has_estimator = bool(estimator_parameters(module.specific))
+        self.automatic_optimization = False
+
+    def configure_optimizers(self):
+        """The method's optimiser over encoders, decoders and critics; Adam over CLUB's estimators."""
+        encoder = self.get_optimizer_creator()(encoder_parameters(self.module.specific))
+        if not self.has_estimator:
+            return encoder
+        estimator = torch.optim.Adam(estimator_parameters(self.module.specific), lr=self.estimator_lr or self.lr)
+        return [encoder, estimator]
+
+    def _optimizers(self):
+        opts = self.optimizers()
+        return opts if isinstance(opts, list) else [opts]
+
+    def _fit_estimator(self, inputs, z) -> torch.Tensor:
+        optimizer = self._optimizers()[1]
+        params = estimator_parameters(self.module.specific)
+        for _ in range(self.n_estimator_steps):
+            loss = self.module.estimator_loss(inputs, z)
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            if self.trainer.world_size > 1:  # DDP syncs only the backward that follows its forward: average by hand
+                for p in params:
+                    if p.grad is not None:
+                        p.grad = self.trainer.strategy.reduce(p.grad, reduce_op="mean")
+            optimizer.step()
+        return loss.detach()
+
+    def _training_batches(self):
+        for batch in self.trainer.train_dataloader:
+            yield self.transfer_batch_to_device(batch, self.device, 0)
+
+    def on_train_start(self) -> None:
+        """Set the reconstruction scale and fit the estimator once, unless resuming from a checkpoint."""
+        if self.current_epoch > 0:
+            return
+        sums, n = {}, torch.zeros((), device=self.device)
+        with torch.no_grad():
+            for batch in self._training_batches():
+                for m, (x, _, _) in self.module.specific_inputs(batch).items():
+                    sums[m] = sums.get(m, 0.0) + (x.double() ** 2).sum()
+                n += x.shape[0]
+        n = self.trainer.strategy.reduce(n, reduce_op="sum")
+        for m, total in sums.items():
+            self.module.specific[m].set_input_scale(self.trainer.strategy.reduce(total, reduce_op="sum") / n)
+        if self.has_estimator:
+            for batch in self._training_batches():
+                inputs = self.module.specific_inputs(batch)
+                with torch.no_grad():
+                    _, z = self.module.specific_loss(inputs)
+                self._fit_estimator(inputs, z)
+
+    def on_train_epoch_start(self) -> None:
+        """Keep the shared encoders in evaluation mode: they are fixed in this stage."""
+        if hasattr(self.module, "shared"):
+            self.module.shared.eval()
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """One encoder step, then the estimator's steps on the same minibatch."""
+        inputs = self.module.specific_inputs(batch)
+        out, z = self.module.specific_loss(inputs)
+        optimizer = self._optimizers()[0]
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(out.loss)
+        optimizer.step()
+        if self.has_estimator:
+            out.extra_metrics["estimator"] = self._fit_estimator(inputs, z)
+        self.log_loss(out, "train")
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """The method's loss on a validation minibatch."""
+        self.log_loss(self.module.specific_loss(self.module.specific_inputs(batch))[0], "validation")
