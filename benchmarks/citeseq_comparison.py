@@ -15,20 +15,32 @@ import argparse
 import json
 import time
 
+import numpy as np
 import torch
 
 import indiseek
 from indiseek import IndiSeek
+from indiseek.defaults import CITESEQ
+
+
+def knn_accuracy(mdata, keys: list[str]) -> float:
+    """5-fold stratified kNN (k = 15) accuracy of the finest labels from the concatenated ``.obsm`` blocks."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    x = np.hstack([np.asarray(mdata.obsm[k]) for k in keys])
+    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    return float(cross_val_score(KNeighborsClassifier(15), x, mdata.obs["celltype.l2"].astype(str), cv=folds).mean())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", default="indiseek")
-    parser.add_argument("--lambda", dest="lambda_", type=float, default=10.0)
+    parser.add_argument("--lambda", dest="lambda_", type=float, default=CITESEQ.lambda_)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--max-epochs", type=int, default=100)
-    parser.add_argument("--club-estimator", default="gaussian_raw")
+    parser.add_argument("--lr", type=float, default=CITESEQ.lr)
+    parser.add_argument("--max-epochs", type=int, default=CITESEQ.max_epochs)
+    parser.add_argument("--club-estimator", default=CITESEQ.club_estimator)
     parser.add_argument("--n-cells", type=int, default=5000)
     parser.add_argument("--library-size-median", type=float, default=3000.0)
     parser.add_argument("--threads", type=int, default=1)
@@ -42,7 +54,7 @@ def main() -> None:
     IndiSeek.setup_mudata(mdata)
     model = IndiSeek(mdata, method=args.method, lambda_=args.lambda_, club_estimator=args.club_estimator)
     start = time.perf_counter()
-    model.train(max_epochs=args.max_epochs, lr=args.lr, seed=args.seed, progress_bar=False)
+    model.train(max_epochs=args.max_epochs, lr=args.lr, seed=args.seed, enable_progress_bar=False)
     train_s = time.perf_counter() - start
     model.write_embeddings()
     indiseek.tl.theta_scores(mdata, method=args.method)
@@ -57,7 +69,7 @@ def main() -> None:
         "max_epochs": args.max_epochs,
         "n_cells": args.n_cells,
         "library_size_median": args.library_size_median,
-        "epochs_run": {k: len(v) for k, v in model.history_.items()},
+        "epochs_run": model.epochs_trained,
         "rho_truth": round(rho, 3),
         "ari": round(metrics["ari"], 3),
         "nmi": round(metrics["nmi"], 3),
@@ -65,6 +77,15 @@ def main() -> None:
         "ari_specific_protein": round(
             indiseek.tl.cluster_metrics(mdata, f"X_{args.method}_specific_protein")["ari"], 3
         ),
+        "knn_accuracy": {
+            name: round(knn_accuracy(mdata, keys), 3)
+            for name, keys in {
+                "all": [f"X_{args.method}"],
+                "rna": [f"X_{args.method}_shared_rna", f"X_{args.method}_specific_rna"],
+                "protein": [f"X_{args.method}_shared_protein", f"X_{args.method}_specific_protein"],
+            }.items()
+        },
+        "stack": "lightning",
         "train_seconds": round(train_s, 1),
         "threads": args.threads,
     }

@@ -122,7 +122,7 @@ def test_model_with_the_critic_estimator_round_trips(small_mdata, tmp_path):
     IndiSeek.setup_mudata(mdata)
     with pytest.raises(ValueError, match="club_estimator"):
         IndiSeek(mdata, club_estimator="kde")
-    assert IndiSeek(mdata).init_params_["club_estimator"] == "gaussian_raw"
+    assert IndiSeek(mdata).init_params_["non_kwargs"]["club_estimator"] == "gaussian_raw"
     model = IndiSeek(mdata, club_estimator="critic", n_shared=6, n_specific=5, n_hidden=16, n_layers=3, n_pcs=20)
     model.train(max_epochs=2, batch_size=64, lr=1e-3, enable_progress_bar=False)
     assert isinstance(model.module.specific["rna"].estimator, CriticCLUB)
@@ -151,7 +151,7 @@ def test_baselines_through_the_model_api(small_mdata, method):
             model.get_latent_representation(kind="specific")
     else:
         assert mdata.obsm[f"X_{method}"].shape == (mdata.n_obs, 22)
-        assert set(model.history) == {"shared", "specific_rna", "specific_protein"}
+        assert model.epochs_trained == {"shared": 2, "specific": 2}
 
 
 def test_fit_specific_is_callable_on_arrays():

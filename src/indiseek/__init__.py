@@ -2,7 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import datasets, nn, pl, pp, sim, tl
+from . import datasets, defaults, nn, pl, pp, sim, tl
 from .model import IndiSeek, fit_specific
 
 try:
@@ -10,4 +10,4 @@ try:
 except PackageNotFoundError:  # pragma: no cover - source tree without installation
     __version__ = "0.0.0"
 
-__all__ = ["IndiSeek", "datasets", "fit_specific", "nn", "pl", "pp", "sim", "tl"]
+__all__ = ["IndiSeek", "datasets", "defaults", "fit_specific", "nn", "pl", "pp", "sim", "tl"]

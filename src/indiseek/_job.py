@@ -9,7 +9,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from . import pl, tl
-from ._defaults import CITESEQ
+from .defaults import CITESEQ
 from ._keys import SIMULATION_KEY, embedding_key, theta_key, wnn_keys
 from .model import IndiSeek
 from .module import METHODS

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from indiseek._defaults import CITESEQ, SIMULATION
+from indiseek.defaults import CITESEQ, SIMULATION
 from indiseek.module import CLUB_ESTIMATORS, METHODS
 from indiseek.train import OPTIMIZERS
 

@@ -21,7 +21,7 @@ from scvi.model._utils import get_max_epochs_heuristic, parse_device_args, use_d
 from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
 
-from indiseek._defaults import CITESEQ
+from indiseek.defaults import CITESEQ
 from indiseek._keys import KINDS, MODALITIES, embedding_key
 from indiseek.module import IndiSeekModule, check_club_estimator, get_objective
 from indiseek.pp import fit_protein_inputs, fit_rna_inputs
@@ -299,6 +299,7 @@ class IndiSeek(BaseModelClass):
             "check_val_every_n_epoch": check_val_every_n_epoch,
             **trainer_kwargs,
         }
+        callbacks = trainer_kwargs.pop("callbacks", None) or []
         plans = {"shared": SharedTrainingPlan(self.module, **plan_kwargs)}
         if self.module.specific is not None:
             plans["specific"] = SpecificTrainingPlan(
@@ -312,7 +313,8 @@ class IndiSeek(BaseModelClass):
             self.module.train()
             runner = TrainRunner(
                 self, training_plan=plan, data_splitter=splitter, max_epochs=max_epochs, accelerator=accelerator,
-                devices=devices, ckpt_path=ckpt_path if stage == resume_stage else None, **trainer_kwargs,
+                devices=devices, ckpt_path=ckpt_path if stage == resume_stage else None,
+                **{**trainer_kwargs, "callbacks": list(callbacks)},  # scvi-tools' Trainer appends to the list
             )  # fmt: skip
             runner()
             self.train_times_[stage] = time.perf_counter() - start

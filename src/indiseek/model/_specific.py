@@ -13,7 +13,7 @@ from scvi.dataloaders import DataSplitter
 from scvi.model._utils import parse_device_args
 from scvi.train import Trainer
 
-from indiseek._defaults import SIMULATION as S
+from indiseek.defaults import SIMULATION as S
 from indiseek.module import OracleModule, SpecificModule, get_objective
 from indiseek.train import SpecificTrainingPlan
 

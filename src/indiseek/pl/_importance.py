@@ -11,7 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from indiseek._defaults import OPTION_DEFAULTS, record_options
+from indiseek.defaults import OPTION_DEFAULTS, record_options
 
 #: Short names of the non-default CLUB estimators in panel titles.
 _ESTIMATOR_NOTES = {"gaussian_raw": "raw Z"}

@@ -1,6 +1,6 @@
 """The paper's simulation settings (oracle shared features, one modality)."""
 
-from indiseek._defaults import OPTION_DEFAULTS, record_options
+from indiseek.defaults import OPTION_DEFAULTS, record_options
 
 from ._run import pool_records, run_setting, run_sweep
 from ._settings import DISCRETE_VALUES, IDEAL_COORDINATES, SETTINGS, ideal_coordinates, oracle_shared, simulate_setting

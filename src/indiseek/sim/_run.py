@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from indiseek._defaults import record_options
+from indiseek.defaults import record_options
 from indiseek.tl import masking_importance
 
 from ._settings import ideal_coordinates, simulate_setting

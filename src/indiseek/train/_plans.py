@@ -65,25 +65,38 @@ class _Plan(TrainingPlan):
             lr_scheduler_metric=lr_scheduler_metric, **kwargs,
         )  # fmt: skip
         self.stage = stage
+        self._sums: dict[str, dict] = {}
 
     def log_loss(self, out: LossOutput, mode: str) -> None:
-        """Log ``<mode>_loss`` and every extra metric as ``<name>_<mode>``, averaged over the epoch."""
-        kwargs = {
-            "on_step": False,
-            "on_epoch": True,
-            "batch_size": out.n_obs_minibatch,
-            "sync_dist": self.use_sync_dist,
-        }
-        self.log(f"{mode}_loss", out.loss, prog_bar=True, **kwargs)
-        for name, value in out.extra_metrics.items():
-            self.log(f"{name}_{mode}", value, **kwargs)
+        """Add a minibatch's loss and extra metrics to the epoch's sums (detached tensors: no host sync per step).
+
+        They are logged once per epoch as ``<mode>_loss`` and ``<name>_<mode>`` (cell-weighted means): one
+        ``self.log`` per term and step would cost more than the step itself for networks this small.
+        """
+        n = out.n_obs_minibatch
+        sums = self._sums.setdefault(mode, {})
+        for name, value in {"loss": out.loss, **out.extra_metrics}.items():
+            sums[name] = sums.get(name, 0.0) + value.detach() * n
+        sums[None] = sums.get(None, 0) + n
+
+    def _flush(self, mode: str) -> None:
+        sums = self._sums.pop(mode, {})
+        n = sums.pop(None, 0)
+        for name, total in sums.items():
+            key = f"{mode}_loss" if name == "loss" else f"{name}_{mode}"
+            self.log(key, total / n, prog_bar=name == "loss", sync_dist=self.use_sync_dist)
+
+    def on_validation_epoch_end(self) -> None:
+        """Log the validation epoch's means."""
+        self._flush("validation")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Record the stage, so that :meth:`indiseek.IndiSeek.train` knows where to resume."""
         checkpoint["indiseek_stage"] = self.stage
 
     def on_train_epoch_end(self) -> None:
-        """Stop with an error naming the stage as soon as an epoch's training loss is not finite."""
+        """Log the epoch's means; stop with an error naming the stage as soon as the training loss is not finite."""
+        self._flush("train")
         loss = self.trainer.callback_metrics.get("train_loss")
         if loss is not None and not math.isfinite(float(loss)):
             raise FloatingPointError(
@@ -200,8 +213,8 @@ class SpecificTrainingPlan(_Plan):
         if hasattr(self.module, "shared"):
             self.module.shared.eval()
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """One encoder step, then the estimator's steps on the same minibatch."""
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """One encoder step, then the estimator's steps on the same minibatch; returns the (detached) loss."""
         inputs = self.module.specific_inputs(batch)
         out, z = self.module.specific_loss(inputs)
         optimizer = self._optimizers()[0]
@@ -211,6 +224,7 @@ class SpecificTrainingPlan(_Plan):
         if self.has_estimator:
             out.extra_metrics["estimator"] = self._fit_estimator(inputs, z)
         self.log_loss(out, "train")
+        return out.loss.detach()
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         """The method's loss on a validation minibatch."""

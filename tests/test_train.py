@@ -1,0 +1,123 @@
+"""Training on scvi-tools' Lightning stack: arguments reach the trainer, early stopping, checkpoints, DDP, inputs."""
+
+import subprocess
+import sys
+import textwrap
+
+import anndata as ad
+import numpy as np
+import pytest
+import scanpy as sc
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from indiseek import IndiSeek
+
+SMALL = dict(n_shared=8, n_specific=6, n_hidden=16, n_layers=3, n_pcs=20)
+
+
+def _fresh(small_mdata, **kwargs):
+    mdata = small_mdata.copy()
+    IndiSeek.setup_mudata(mdata)
+    return IndiSeek(mdata, **SMALL, **kwargs)
+
+
+class _Epochs(Callback):
+    def __init__(self):
+        self.stages = []
+
+    def on_train_epoch_end(self, trainer, plan):
+        self.stages.append(plan.stage)
+
+
+def test_plan_and_trainer_kwargs_reach_the_trainer(small_mdata):
+    model = _fresh(small_mdata)
+    seen = _Epochs()
+    model.train(max_epochs=2, batch_size=64, seed=0, enable_progress_bar=False, callbacks=[seen],
+                plan_kwargs={"optimizer": "AdamW", "weight_decay": 0.01}, log_every_n_steps=1)  # fmt: skip
+    assert seen.stages == ["shared", "shared", "specific", "specific"]
+    encoder_optimizer = model.trainer.optimizers[0]  # the last stage's: the specific encoders'
+    assert isinstance(encoder_optimizer, torch.optim.AdamW)
+    assert encoder_optimizer.param_groups[0]["weight_decay"] == 0.01
+    assert model.trainer.log_every_n_steps == 1
+
+
+def test_early_stopping_stops(small_mdata):
+    model = _fresh(small_mdata)
+    # no epoch can improve the validation loss by 1e6: each stage stops after patience + 1 epochs
+    model.train(max_epochs=20, batch_size=64, seed=0, enable_progress_bar=False, early_stopping_patience=1,
+                early_stopping_min_delta=1e6)  # fmt: skip
+    assert model.epochs_trained == {"shared": 2, "specific": 2}
+
+
+def test_checkpoint_and_resume_continue_from_the_saved_epoch(small_mdata, tmp_path):
+    model = _fresh(small_mdata)
+    model.train(max_epochs=2, batch_size=64, seed=0, enable_progress_bar=False)
+    last = tmp_path / "last.ckpt"
+    model.trainer.save_checkpoint(last)  # Lightning's checkpoint of the last stage's trainer
+    state = torch.load(last, weights_only=True)
+    assert state["indiseek_stage"] == "specific" and state["epoch"] == 2  # two epochs done
+
+    resumed = _fresh(small_mdata)
+    resumed.train(max_epochs=4, batch_size=64, seed=0, enable_progress_bar=False, ckpt_path=str(last))
+    assert resumed.epochs_trained == {"specific": 2}  # epochs 3 and 4; the shared stage came from the checkpoint
+    assert resumed.trainer.current_epoch == 4
+    # the resumed networks start from the checkpoint: their shared features are the first model's
+    np.testing.assert_allclose(
+        resumed.get_latent_representation(kind="shared"), model.get_latent_representation(kind="shared"), atol=1e-5
+    )
+
+
+def test_prepared_inputs_match_scanpy(trained):
+    """The module's inputs are sc.pp.normalize_total + log1p + highly variable genes + PCA of the training cells."""
+    mdata = trained.adata
+    train = np.sort(trained.train_indices)
+    adata = ad.AnnData(mdata["rna"].X[train].astype(np.float32))
+    sc.pp.normalize_total(adata, target_sum=1e4)
+    sc.pp.log1p(adata)
+    genes = trained.module.inputs["rna"].genes.numpy()
+    adata = adata[:, genes].copy()
+    sc.pp.pca(adata, n_comps=20, svd_solver="covariance_eigh")
+    counts = torch.as_tensor(mdata["rna"].X[train].toarray(), dtype=torch.float32)
+    with torch.no_grad():
+        ours = trained.module.inputs["rna"](counts).numpy()
+    signs = np.sign((ours * adata.obsm["X_pca"]).sum(0))  # principal axes are defined up to sign
+    np.testing.assert_allclose(ours * signs, adata.obsm["X_pca"], atol=2e-3)
+
+
+def test_a_save_of_the_previous_format_is_refused_with_a_way_out(trained, tmp_path):
+    import json
+
+    trained.save(tmp_path / "m")
+    info = json.loads((tmp_path / "m" / "model.json").read_text())
+    del info["format"]
+    (tmp_path / "m" / "model.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match="older indiseek .* Retrain"):
+        IndiSeek.load(tmp_path / "m", trained.adata)
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_trains_and_embeds(tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(
+        textwrap.dedent(f"""
+        import numpy as np
+        from indiseek import IndiSeek
+        from indiseek.datasets import simulate_citeseq
+
+        mdata = simulate_citeseq(n_cells=400, n_genes=300, n_proteins=12, n_types=8, n_lineages=2, seed=1,
+                                 progress_bar=False)
+        IndiSeek.setup_mudata(mdata)
+        model = IndiSeek(mdata, n_shared=8, n_specific=6, n_hidden=16, n_layers=3, n_pcs=20)
+        model.train(max_epochs=2, batch_size=64, accelerator="cpu", devices=2,
+                    strategy="ddp_find_unused_parameters_true", enable_progress_bar=False, seed=0)
+        if model.trainer.is_global_zero:
+            np.save(r"{tmp_path / "z.npy"}", model.get_latent_representation())
+            print("world size", model.trainer.world_size)
+    """)
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "world size 2" in done.stdout
+    z = np.load(tmp_path / "z.npy")
+    assert z.shape == (400, 28) and np.isfinite(z).all()
