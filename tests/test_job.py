@@ -16,6 +16,10 @@ def test_run_writes_report_and_figures(tmp_path):
     assert set(report["methods"]) == {"indiseek", "factorizedcl", "infodisen", "clip"}
     assert {"inputs", "shared", "specific"} == set(report["methods"]["indiseek"]["train_seconds"])
     assert "wnn_weights" in report["seconds"]
+    for modality in ("rna", "protein"):  # label-free diagnostics of the main method, on held-out cells
+        diag = report["diagnostics"][modality]
+        assert -1 <= diag["independence_r2"] <= 1 and 0 < diag["independence_p_value"] <= 1
+        assert diag["completeness_r2_joint"] <= 1
     figures = {p.name for p in (out / "figures").iterdir()}
     assert {"indiseek_theta_ranking.png", "indiseek_rank_vs_wnn.png", "indiseek_rank_vs_truth.png",
             "indiseek_umaps.png", "comparison_rho.png", "comparison_ari.png"} <= figures  # fmt: skip

@@ -9,8 +9,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from . import pl, tl
+from ._keys import DIAGNOSTICS_KEY, INPUTS_KEY, SIMULATION_KEY, embedding_key, theta_key, wnn_keys
 from .defaults import CITESEQ
-from ._keys import SIMULATION_KEY, embedding_key, theta_key, wnn_keys
 from .model import IndiSeek
 from .module import METHODS
 
@@ -30,6 +30,16 @@ def train_method(mdata, method: str, lambda_: float, train_kwargs: dict) -> Indi
     model.train(**train_kwargs)
     model.write_embeddings()
     return model
+
+
+def diagnose(mdata, model: IndiSeek) -> dict:
+    """Label-free independence and completeness of a method's features (:func:`indiseek.tl.diagnostics`)."""
+    input_keys = {m: INPUTS_KEY.format(modality=m) for m in ("rna", "protein")}
+    for m, key in input_keys.items():
+        mdata.obsm[key] = model.get_prepared_inputs(modality=m)
+    key = f"{DIAGNOSTICS_KEY}_{model.method}"
+    tl.diagnostics(mdata, method=model.method, input_keys=input_keys, key_added=key)
+    return {m: v for m, v in mdata.uns[key].items() if m != "params"}
 
 
 def measure(mdata, method: str, label_key: str, level1_key: str | None, figures: Path | None) -> dict:
@@ -104,13 +114,17 @@ def run_job(
         model = train_method(mdata, m, lambda_, train_kwargs)
         entry = {"train_seconds": {k: round(v, 2) for k, v in model.train_times_.items()},
                  "epochs": model.epochs_trained}  # fmt: skip
+        if m != "clip":
+            start_diag = time.perf_counter()
+            entry["diagnostics"] = diagnose(mdata, model)
+            entry["diagnostics_seconds"] = round(time.perf_counter() - start_diag, 2)
         if labelled:
             entry.update(measure(mdata, m, label_key, level1_key, figures))
         entry["total_seconds"] = round(time.perf_counter() - start, 2)
         report["methods"][m] = entry
         if m == method:
             model.save(out / "model", overwrite=True)
-            for key in ("spearman_theta_vs_wnn", "spearman_theta_vs_truth", "ari", "nmi"):
+            for key in ("spearman_theta_vs_wnn", "spearman_theta_vs_truth", "ari", "nmi", "diagnostics"):
                 if key in entry:
                     report[key] = entry[key]
     if compare and labelled:

@@ -13,6 +13,8 @@ WNN_KEY = "wnn"
 THETA_KEY = "theta"
 #: ``.uns`` entry of the label-free diagnostics (:func:`indiseek.tl.diagnostics`).
 DIAGNOSTICS_KEY = "diagnostics"
+#: ``.obsm`` key of a model's prepared inputs ``X_i`` (:meth:`indiseek.IndiSeek.get_prepared_inputs`).
+INPUTS_KEY = "X_inputs_{modality}"
 #: ``.uns`` entry the simulator writes its ground truth to.
 SIMULATION_KEY = "simulation"
 

@@ -21,8 +21,8 @@ from scvi.model._utils import get_max_epochs_heuristic, parse_device_args, use_d
 from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
 
-from indiseek.defaults import CITESEQ
 from indiseek._keys import KINDS, MODALITIES, embedding_key
+from indiseek.defaults import CITESEQ
 from indiseek.module import IndiSeekModule, check_club_estimator, get_objective
 from indiseek.pp import fit_protein_inputs, fit_rna_inputs
 from indiseek.train import SharedTrainingPlan, SpecificTrainingPlan, check_optimizer
@@ -409,6 +409,22 @@ class IndiSeek(BaseModelClass):
         modalities = [modality] if modality else list(MODALITIES)
         emb = self._embed(mdata, batch_size)
         return np.concatenate([emb[(m, k)] for k in kinds for m in modalities], axis=1)
+
+    @torch.no_grad()
+    def get_prepared_inputs(self, mdata: MuData | None = None, modality: str = "rna", batch_size: int = 4096):
+        """The inputs ``X_i`` the networks see: RNA principal components or centred protein CLR, ``(n_cells, dim)``.
+
+        Prepared with the transformation fitted on the training cells, e.g. to measure completeness
+        (:func:`~indiseek.tl.diagnostics`).
+        """
+        self._check_if_trained(warn=False)
+        check_choice(modality, MODALITIES, "modality")
+        mdata = self._validate_anndata(self._aligned(mdata))
+        chunks = [
+            self.module.prepare({k: v.to(self.device) for k, v in tensors.items()}, modality).cpu().numpy()
+            for tensors in self._make_data_loader(mdata, batch_size=batch_size)
+        ]
+        return np.concatenate(chunks)
 
     def embedding_keys(self) -> dict[str, str]:
         """The ``.obsm`` keys :meth:`write_embeddings` writes, by ``"<kind>_<modality>"`` (and ``"all"``)."""

@@ -14,12 +14,8 @@ from scipy.spatial.distance import pdist, squareform
 from sklearn.linear_model import RidgeCV
 from sklearn.neighbors import KNeighborsRegressor
 
-#: Default ``.uns`` key written by :func:`diagnostics`.
-DIAGNOSTICS_KEY = "diagnostics"
-#: ``.obsm`` key of a model's features; ``kind``: ``"shared"``/``"specific"``; ``modality``: ``"rna"``/``"protein"``.
-EMBEDDING_KEY = "X_{method}_{kind}_{modality}"
-#: The two modalities, in the order used by :func:`diagnostics`.
-MODALITIES = ("rna", "protein")
+from indiseek._keys import DIAGNOSTICS_KEY, MODALITIES, embedding_key
+
 #: Fraction of cells held out for the R^2 scores.
 TEST_SIZE = 0.2
 #: Neighbours of the kNN regressions.
@@ -324,7 +320,7 @@ def diagnostics(
 
     For modality i (RNA, then protein), with the cross-modal pairing of the method: :func:`independence` of
     Z_i from C_{3-i} (Z_rna against C_protein, Z_protein against C_rna), and, when ``input_keys`` is given,
-    :func:`completeness` of X_i from (Z_i, C_i). Features are read from ``.obsm`` under ``EMBEDDING_KEY``:
+    :func:`completeness` of X_i from (Z_i, C_i). Features are read from ``.obsm``:
     ``X_<method>_specific_<modality>`` and ``X_<method>_shared_<modality>``, as the model's ``write_embeddings``
     writes them. Both use the same split of the cells.
 
@@ -367,11 +363,7 @@ def diagnostics(
         raise KeyError(f"input_keys has unknown modalities {sorted(unknown)}: use {list(MODALITIES)}.")
     if not input_keys:
         logger.info("No input_keys given: computing independence only.")
-    key = {
-        (kind, m): EMBEDDING_KEY.format(method=method, kind=kind, modality=m)
-        for kind in ("shared", "specific")
-        for m in MODALITIES
-    }
+    key = {(kind, m): embedding_key(method, kind, m) for kind in ("shared", "specific") for m in MODALITIES}
     result: dict[str, dict] = {}
     for i, m in enumerate(MODALITIES):
         other = MODALITIES[1 - i]
