@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+__all__ = ["CITESEQ", "OPTION_DEFAULTS", "SIMULATION", "CiteseqDefaults", "SpecificDefaults", "record_options"]
+
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
