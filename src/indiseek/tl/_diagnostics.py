@@ -174,7 +174,8 @@ def independence(
       C_{3-i} cannot be told from Z_i; near 1, Z_i determines it.
     - **Kernel dependence test.** On a random subsample of at most ``max_cells`` cells (all cells, training or not,
       as nothing is fitted), each column standardised: with ``statistic="hsic"`` the Hilbert-Schmidt independence
-      criterion HSIC = tr(K H L H) / m^2 with Gaussian kernels ``K_ab = exp(-||z_a - z_b||^2 / (2 s^2))``, s the median
+      criterion HSIC = tr(K H L H) / m^2 with Gaussian kernels
+      ``K_ab = exp(-||z_a - z_b||^2 / (2 s^2))``, s the median
       pairwise distance (likewise L on C); ``"dcor"``, the distance correlation of Szekely et al. (2007) (V-statistic).
       The p-value is (1 + #{permutations with a statistic >= the observed}) / (1 + n_permutations), shuffling the
       cells of C against Z. It sees dependence that R^2 can miss, e.g. Z = C^2 (the sign of C is lost).
