@@ -121,3 +121,26 @@ def test_ddp_on_two_cpu_processes_trains_and_embeds(tmp_path):
     assert "world size 2" in done.stdout
     z = np.load(tmp_path / "z.npy")
     assert z.shape == (400, 28) and np.isfinite(z).all()
+
+
+def test_shared_stage_keeps_its_best_validation_weights(small_mdata):
+    model = _fresh(small_mdata)
+    model.train(max_epochs=40, batch_size=64, seed=0, enable_progress_bar=False, early_stopping=False,
+                check_val_every_n_epoch=1, plan_kwargs={"lr": 1e-2})  # fmt: skip
+    history = model.history["shared_validation_loss"].iloc[:, 0].to_numpy()
+    assert history.argmin() < len(history) - 1  # the loss went up again: the last weights are not the best
+    loss, n = 0.0, 0
+    with torch.no_grad():
+        for tensors in model._make_data_loader(model.adata, indices=model.validation_indices, batch_size=64):
+            k = len(tensors["X"])
+            loss += float(model.module.loss(tensors).loss) * k
+            n += k
+    assert loss / n == pytest.approx(history.min(), rel=1e-4)
+
+
+def test_each_block_is_centred_and_scaled_on_the_training_cells(trained):
+    for kind in ("shared", "specific"):
+        for modality in ("rna", "protein"):
+            z = trained.get_latent_representation(modality=modality, kind=kind)[np.sort(trained.train_indices)]
+            assert np.abs(z.mean(0)).max() < 1e-4
+            assert z.var(0).mean() == pytest.approx(1.0, rel=1e-3)

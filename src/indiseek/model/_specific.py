@@ -13,6 +13,7 @@ from scvi.dataloaders import DataSplitter
 from scvi.model._utils import parse_device_args
 from scvi.train import Trainer
 
+from indiseek._docs import dsp
 from indiseek.defaults import SIMULATION as S
 from indiseek.module import OracleModule, SpecificModule, get_objective
 from indiseek.train import SpecificTrainingPlan
@@ -50,6 +51,7 @@ class SpecificEncoder:
         return np.concatenate(out) if out else np.zeros((0, self.module.encoder.n_output), dtype=np.float32)
 
 
+@dsp.dedent
 def fit_specific(
     X: np.ndarray,
     shared: np.ndarray,
@@ -90,34 +92,19 @@ def fit_specific(
         Shared features ``C_i`` of the same rows, shape ``(n, dc)`` (e.g. an oracle).
     method
         ``"indiseek"``, ``"factorizedcl"`` or ``"infodisen"``.
-    lambda_
-        Weight of the capture term.
-    n_specific, n_hidden, n_layers
-        Output dimension ``p_i``, width and depth (linear layers) of the networks.
+    %(param_lambda)s
+    n_specific
+        Output dimension ``p_i`` of the specific features.
+    %(param_network)s
     shared_other
         Shared features of the other modality ``C_{3-i}``; defaults to ``shared``.
     max_epochs, batch_size, lr
-        Training budget and Adam learning rate. With the defaults (40 epochs of batches of 100 at 1e-3)
-        IndiSeek at ``lambda_ = 0.1`` puts 96% of its importance on the ideal coordinates of the paper's Setting 1
-        and 78% in Setting 2 (10 runs each).
-    weight_decay, optimizer
-        Weight decay of the encoder, decoder and critics, and the optimiser: ``"Adam"`` (the decay is an L2 term
-        in the gradient) or ``"AdamW"`` (decoupled: every weight shrinks by ``lr * weight_decay`` per step unless the
-        loss holds it up, so weights that no training point moves fade).
-    estimator_lr, n_estimator_steps
-        Learning rate and steps per encoder step of CLUB's Gaussian (``None``: ``lr``). The default 3e-3
-        fits the Gaussian faster than the encoder moves, which the simulations need to exclude the shared
-        coordinates.
+        Training budget and learning rate.
+    %(param_optimizer)s
+    %(param_estimator)s
     temperature
         Temperature of the InfoNCE capture term of the baselines.
-    club_sample
-        Use the sampled-negative Gaussian CLUB estimator.
-    club_estimator
-        ``"gaussian"`` (the paper's Gaussian CLUB on ``Z`` standardised over the batch), ``"gaussian_raw"`` (the
-        same on raw ``Z``, where the encoder can lower the estimate by shrinking ``Z``) or ``"critic"`` (a scalar
-        critic of ``(z, c)``, which also sees dependence that a Gaussian ``q(z | c)`` misses). In Setting 2 of the
-        paper's simulations at ``lambda_ = 0.01`` they put 0.956, 0.634 and 0.803 of the importance on x5, x6
-        (10 runs; see the documentation's results page).
+    %(param_club)s
     train_size, early_stopping
         Fraction of rows used for training (the rest validates) and whether to stop early on it.
     seed

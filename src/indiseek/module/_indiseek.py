@@ -87,6 +87,13 @@ class IndiSeekModule(nn.Module):
                     for modality in MODALITIES
                 }
             )
+        # Each block of features is centred and scaled to unit mean per-dimension variance on the training cells
+        # (set_embedding_scale): the blocks come out of their losses on scales 10x apart.
+        dims = {"shared": n_shared, "specific": n_specific}
+        for modality in MODALITIES:
+            for kind in ("shared", "specific") if self.specific is not None else ("shared",):
+                self.register_buffer(f"center_{kind}_{modality}", torch.zeros(dims[kind]))
+                self.register_buffer(f"scale_{kind}_{modality}", torch.ones(()))
 
     def prepare(self, tensors: dict[str, torch.Tensor], modality: str) -> torch.Tensor:
         """Prepared inputs ``X_i`` of one modality from a minibatch of raw counts."""
@@ -114,15 +121,38 @@ class IndiSeekModule(nn.Module):
         return estimator_loss(self.specific, inputs, z)
 
     @torch.no_grad()
-    def embed(self, tensors: dict[str, torch.Tensor]) -> dict[tuple[str, str], torch.Tensor]:
-        """Shared and (unless CLIP) specific features of a minibatch, keyed by ``(modality, kind)``."""
+    def embed(self, tensors: dict[str, torch.Tensor], scaled: bool = True) -> dict[tuple[str, str], torch.Tensor]:
+        """Shared and (unless CLIP) specific features of a minibatch, keyed by ``(modality, kind)``.
+
+        With ``scaled``, each block centred and divided by its scale (:meth:`set_embedding_scale`).
+        """
         out = {}
         for m in MODALITIES:
             x = self.prepare(tensors, m)
             out[(m, "shared")] = self.shared.encode(x, m)
             if self.specific is not None:
                 out[(m, "specific")] = self.specific[m].encode(x)
+        if scaled:
+            out = {(m, k): (v - getattr(self, f"center_{k}_{m}")) / getattr(self, f"scale_{k}_{m}")
+                   for (m, k), v in out.items()}  # fmt: skip
         return out
+
+    @torch.no_grad()
+    def set_embedding_scale(self, sums: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]], n: int) -> None:
+        """Set each block's centre (mean) and scale (root mean per-dimension variance) from training-cell sums.
+
+        Parameters
+        ----------
+        sums
+            Per ``(modality, kind)``: the sum of the unscaled features and of their squares over ``n`` cells.
+        n
+            Number of cells summed.
+        """
+        for (m, k), (total, total_sq) in sums.items():
+            mean = total / n
+            var = (total_sq / n - mean**2).clamp_min(0).mean()
+            getattr(self, f"center_{k}_{m}").copy_(mean)
+            getattr(self, f"scale_{k}_{m}").copy_(var.sqrt().clamp_min(1e-8))
 
 
 class OracleModule(nn.Module):

@@ -1,0 +1,46 @@
+"""Docstring pieces shared by every entry point that takes the same parameter (scvi-tools' docrep way)."""
+
+from __future__ import annotations
+
+from docrep import DocstringProcessor
+
+_lambda = """\
+lambda_
+    Weight of the capture term: small values favour independence from the shared features, large values
+    completeness (paper: 0.1 in the simulations, 10 on CITE-seq)."""
+
+_network = """\
+n_hidden, n_layers
+    Width and depth (linear layers) of every network (encoders, decoders, critics, CLUB's estimator)."""
+
+_capture_temperature = """\
+capture_temperature
+    Temperature of the InfoNCE capture term of FactorizedCL and InfoDisen."""
+
+_club = """\
+club_sample
+    Sampled-negative Gaussian CLUB (one permuted negative per pair, ``O(batch)``) instead of all pairs.
+club_estimator
+    Estimator of the CLUB term (IndiSeek, FactorizedCL): ``"gaussian_raw"`` (the paper's variational Gaussian
+    ``q(z | c)`` on raw ``Z``), ``"gaussian"`` (the same on ``Z`` standardised over the batch, so that shrinking
+    ``Z`` cannot lower it) or ``"critic"`` (a scalar critic of ``(z, c)``, which also sees dependence spread over
+    several coordinates of ``Z``). The documentation's results page compares them."""
+
+_estimator = """\
+estimator_lr, n_estimator_steps
+    Learning rate (``None``: ``lr``) and steps per encoder step of CLUB's estimator (the paper: 5 steps)."""
+
+_optimizer = """\
+weight_decay, optimizer
+    Weight decay of the encoders, decoders and critics, and the optimiser: ``"Adam"`` (the decay is an L2 term in
+    the gradient) or ``"AdamW"`` (decoupled: every weight shrinks by ``lr * weight_decay`` per step unless the loss
+    holds it up)."""
+
+dsp = DocstringProcessor(
+    param_lambda=_lambda,
+    param_network=_network,
+    param_capture_temperature=_capture_temperature,
+    param_club=_club,
+    param_estimator=_estimator,
+    param_optimizer=_optimizer,
+)
