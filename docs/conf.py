@@ -137,7 +137,7 @@ def _tutorials_toctree(app, docname: str, source: list[str]) -> None:
 # -- Check that the API page lists exactly what the package exports --------------------------------------------------
 
 PUBLIC_MODULES = ["indiseek", "indiseek.model", "indiseek.module", "indiseek.nn", "indiseek.train", "indiseek.pp",
-                  "indiseek.tl", "indiseek.pl", "indiseek.datasets", "indiseek.sim"]  # fmt: skip
+                  "indiseek.tl", "indiseek.pl", "indiseek.datasets", "indiseek.sim", "indiseek.defaults"]  # fmt: skip
 
 
 def _check_api_page(app) -> None:
