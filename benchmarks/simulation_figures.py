@@ -21,7 +21,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 import indiseek
-from indiseek.pl._importance import _method_label
+from indiseek.defaults import record_label
 from indiseek.sim import OPTION_DEFAULTS, record_options
 
 RESULTS = Path(__file__).parent / "results"
@@ -37,7 +37,7 @@ def _default_options(record: dict) -> bool:
 
 def _key(record: dict) -> tuple:
     """Drawing order: default options first, then by method, variant and lambda."""
-    return (not _default_options(record), METHOD_ORDER.index(record["method"]), _method_label(record), record["lambda"])
+    return (not _default_options(record), METHOD_ORDER.index(record["method"]), record_label(record), record["lambda"])
 
 
 def best_records(records: list[dict], lambdas: tuple[float, ...] | None = None) -> list[dict]:
@@ -56,7 +56,7 @@ def table_rows(setting: int, records: list[dict]) -> list[str]:
     """Markdown rows ``| setting | method | lambda | runs | x1..x6 | on ideal |``, ideal coordinates in bold."""
     rows = []
     for record in best_records(records):
-        label = _method_label(record)
+        label = record_label(record)
         cells = [f"**{v:.3f}**" if j in record["ideal"] else f"{v:.3f}" for j, v in enumerate(record["importance"])]
         lam = f"{record['lambda']:g}"
         rows.append(

@@ -6,7 +6,15 @@
 
 from __future__ import annotations
 
-__all__ = ["CITESEQ", "OPTION_DEFAULTS", "SIMULATION", "CiteseqDefaults", "SpecificDefaults", "record_options"]
+__all__ = [
+    "CITESEQ",
+    "OPTION_DEFAULTS",
+    "SIMULATION",
+    "CiteseqDefaults",
+    "SpecificDefaults",
+    "record_label",
+    "record_options",
+]
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -118,3 +126,20 @@ OPTION_DEFAULTS = {k: getattr(SIMULATION, k) for k in ("club_estimator", "optimi
 def record_options(record: Mapping[str, Any]) -> dict[str, Any]:
     """Every fit option of a simulation record: its ``options``, the ones it leaves out at :data:`OPTION_DEFAULTS`."""
     return {**OPTION_DEFAULTS, **(record.get("options") or {})}
+
+
+#: Short names of the non-default CLUB estimators in panel titles.
+_ESTIMATOR_NOTES = {"gaussian_raw": "raw Z"}
+_METHOD_NAMES = {"indiseek": "IndiSeek", "factorizedcl": "FactorizedCL", "infodisen": "InfoDisen", "clip": "CLIP"}
+
+
+def record_label(record: Mapping[str, Any]) -> str:
+    """A simulation record's method name, with the fit options that differ from :data:`OPTION_DEFAULTS`."""
+    method = str(record.get("method", ""))
+    name = _METHOD_NAMES.get(method.lower(), method)
+    options = record_options(record)
+    estimator = options["club_estimator"]
+    notes = [] if estimator == OPTION_DEFAULTS["club_estimator"] else [_ESTIMATOR_NOTES.get(estimator, estimator)]
+    if any(options[k] != OPTION_DEFAULTS[k] for k in ("optimizer", "weight_decay")):
+        notes.append(f"{options['optimizer']} {options['weight_decay']:g}")
+    return f"{name} ({', '.join(notes)})" if notes else name

@@ -11,27 +11,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from indiseek.defaults import OPTION_DEFAULTS, record_options
-
-#: Short names of the non-default CLUB estimators in panel titles.
-_ESTIMATOR_NOTES = {"gaussian_raw": "raw Z"}
-_METHOD_NAMES = {"indiseek": "IndiSeek", "factorizedcl": "FactorizedCL", "infodisen": "InfoDisen", "clip": "CLIP"}
-
-
-def _method_label(record: Mapping[str, Any]) -> str:
-    """The method's name, with the fit options that differ from the defaults: CLUB estimator, optimiser, decay."""
-    method = str(record.get("method", ""))
-    name = _METHOD_NAMES.get(method.lower(), method)
-    options = record_options(record)
-    estimator = options["club_estimator"]
-    notes = [] if estimator == OPTION_DEFAULTS["club_estimator"] else [_ESTIMATOR_NOTES.get(estimator, estimator)]
-    if any(options[k] != OPTION_DEFAULTS[k] for k in ("optimizer", "weight_decay")):
-        notes.append(f"{options['optimizer']} {options['weight_decay']:g}")
-    return f"{name} ({', '.join(notes)})" if notes else name
+from indiseek.defaults import record_label
 
 
 def _title(record: Mapping[str, Any]) -> str:
-    name = _method_label(record)
+    name = record_label(record)
     return f"{name}, lambda={record['lambda']:g}" if "lambda" in record else name
 
 
@@ -41,7 +25,7 @@ def _grid(records: Sequence[Mapping[str, Any]]) -> tuple[int, int, list[tuple[in
     When every row holds a single panel (one lambda per method), the panels stand side by side instead.
     """
     several = len({r.get("setting") for r in records}) > 1
-    row_keys = [(r.get("setting") if several else None, _method_label(r)) for r in records]
+    row_keys = [(r.get("setting") if several else None, record_label(r)) for r in records]
     col_keys = [None if r.get("lambda") is None else float(r["lambda"]) for r in records]
     rows = list(dict.fromkeys(row_keys))
     cols = sorted(set(col_keys), key=lambda v: (v is None, v or 0.0))
