@@ -18,39 +18,20 @@ import json
 import time
 
 import numpy as np
-import scanpy as sc
 import torch
+from _biology import knn_accuracy, reference_inputs
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
-from sklearn.model_selection import StratifiedKFold, cross_val_score
-from sklearn.neighbors import KNeighborsClassifier
 
 import indiseek
 from indiseek import IndiSeek
 from indiseek.defaults import CITESEQ
 
 
-def knn_accuracy(x: np.ndarray, labels: np.ndarray) -> float:
-    """5-fold stratified kNN (k = 15) accuracy."""
-    folds = StratifiedKFold(5, shuffle=True, random_state=0)
-    return float(cross_val_score(KNeighborsClassifier(15), x, labels, cv=folds).mean())
-
-
 def kmeans_ari(x: np.ndarray, labels: np.ndarray) -> float:
     """ARI of k-means (k = number of labels, 3 starts) against the labels."""
     pred = KMeans(len(np.unique(labels)), n_init=3, random_state=0).fit_predict(x)
     return float(adjusted_rand_score(labels, pred))
-
-
-def reference_inputs(mdata) -> dict[str, np.ndarray]:
-    """No learning: 50 principal components of scaled highly variable genes, and the protein CLR."""
-    rna = sc.AnnData(mdata["rna"].X.copy())
-    sc.pp.normalize_total(rna, target_sum=1e4)
-    sc.pp.log1p(rna)
-    sc.pp.highly_variable_genes(rna, n_top_genes=2000, flavor="seurat", subset=True)
-    sc.pp.scale(rna, max_value=10)
-    sc.pp.pca(rna, n_comps=50, random_state=0)
-    return {"rna": rna.obsm["X_pca"], "protein": indiseek.pp.clr(mdata["prot"].X)}
 
 
 def main() -> None:
@@ -89,7 +70,7 @@ def main() -> None:
         "specific_rna": mdata.obsm[f"X_{m}_specific_rna"],
         "specific_protein": mdata.obsm[f"X_{m}_specific_protein"],
     }
-    ref = reference_inputs(mdata)
+    ref = reference_inputs(mdata["rna"], mdata["prot"].X)
     refs = {"all": np.hstack([ref["rna"], ref["protein"]]), "rna": ref["rna"], "protein": ref["protein"]}
     mdata.obsm["X_reference_rna"], mdata.obsm["X_reference_protein"] = ref["rna"], ref["protein"]
 

@@ -21,18 +21,11 @@ from pathlib import Path
 import anndata as ad
 import mudata as md
 import numpy as np
-import scanpy as sc
 import torch
-from sklearn.model_selection import StratifiedKFold, cross_val_score
-from sklearn.neighbors import KNeighborsClassifier
+from _biology import knn_accuracy, reference_inputs
 
 import indiseek
 from indiseek import IndiSeek
-
-
-def knn_accuracy(x: np.ndarray, labels: np.ndarray) -> float:
-    folds = StratifiedKFold(5, shuffle=True, random_state=0)
-    return float(cross_val_score(KNeighborsClassifier(15), x, labels, cv=folds).mean())
 
 
 def load(name: str, data: Path) -> tuple[md.MuData, str, str]:
@@ -46,17 +39,6 @@ def load(name: str, data: Path) -> tuple[md.MuData, str, str]:
     paired = md.MuData({"rna": mdata["rna"][cells].copy(), "adt": mdata["adt"][cells].copy()})
     paired.obs["celltype"] = mdata.obs.loc[cells, "celltype"].astype(str).values
     return paired, "adt", "celltype"
-
-
-def reference(mdata: md.MuData, protein: str, n_pcs: int) -> dict[str, np.ndarray]:
-    rna = sc.AnnData(mdata["rna"].X.copy())
-    sc.pp.normalize_total(rna, target_sum=1e4)
-    sc.pp.log1p(rna)
-    sc.pp.highly_variable_genes(rna, n_top_genes=min(2000, rna.n_vars - 1), flavor="seurat", subset=True)
-    sc.pp.scale(rna, max_value=10)
-    sc.pp.pca(rna, n_comps=min(n_pcs, rna.n_obs - 1, rna.n_vars - 1), random_state=0)
-    x = mdata[protein].X
-    return {"rna": rna.obsm["X_pca"], "protein": indiseek.pp.clr(x.toarray() if hasattr(x, "toarray") else x)}
 
 
 def run(name: str, data: Path, seed: int) -> dict:
@@ -74,7 +56,7 @@ def run(name: str, data: Path, seed: int) -> dict:
         "rna": np.hstack([o["X_indiseek_specific_rna"], o["X_indiseek_shared_rna"]]),
         "protein": np.hstack([o["X_indiseek_specific_protein"], o["X_indiseek_shared_protein"]]),
     }
-    ref = reference(mdata, protein, n_pcs=50)
+    ref = reference_inputs(mdata["rna"], mdata[protein].X, n_top_genes=min(2000, mdata["rna"].n_vars - 1))
     refs = {"all": np.hstack([ref["rna"], ref["protein"]]), **ref}
     o["X_reference_rna"], o["X_reference_protein"] = ref["rna"], ref["protein"]
     indiseek.tl.wnn_weights(mdata, protein_mod=protein, backend="exact")

@@ -29,6 +29,34 @@ def clr(counts) -> np.ndarray:
     return _nn.clr(torch.as_tensor(counts, dtype=torch.float32)).numpy()
 
 
+def standard_rna_pcs(rna: ad.AnnData, n_top_genes: int = 2000, n_pcs: int = 50, random_state: int = 0) -> np.ndarray:
+    """Seurat's standard RNA input, the no-learning reference: normalise per cell, log1p, HVG, scale, PCA.
+
+    Parameters
+    ----------
+    rna
+        Raw counts in ``.X`` (not modified).
+    n_top_genes, n_pcs
+        Highly variable genes (scanpy's ``"seurat"`` flavour) and principal components, capped by the data.
+    random_state
+        Seed of the PCA.
+
+    Returns
+    -------
+    Principal-component scores, ``(cells, n_pcs)``.
+    """
+    x = rna.X
+    x = sparse.csr_matrix(x, dtype=np.float32) if sparse.issparse(x) else np.array(x, dtype=np.float32)
+    tmp = ad.AnnData(x)
+    sc.pp.normalize_total(tmp, target_sum=1e4)
+    sc.pp.log1p(tmp)
+    sc.pp.highly_variable_genes(tmp, n_top_genes=min(n_top_genes, tmp.n_vars), flavor="seurat", subset=True)
+    tmp.X = tmp.X.toarray() if sparse.issparse(tmp.X) else tmp.X  # scaling densifies anyway
+    sc.pp.scale(tmp, max_value=10)
+    sc.pp.pca(tmp, n_comps=min(n_pcs, tmp.n_obs - 1, tmp.n_vars - 1), random_state=random_state)
+    return tmp.obsm["X_pca"]
+
+
 def fit_rna_inputs(counts, n_top_genes: int, n_pcs: int) -> dict[str, np.ndarray]:
     """Fit the RNA preparation on the training cells' raw counts.
 

@@ -16,7 +16,7 @@ from scipy.special import softmax
 from sklearn.neighbors import NearestNeighbors
 
 from indiseek._keys import WNN_KEY, wnn_keys
-from indiseek.pp import clr
+from indiseek.pp import clr, standard_rna_pcs
 
 logger = logging.getLogger(__name__)
 
@@ -25,19 +25,6 @@ def _counts(adata: AnnData) -> np.ndarray | sparse.csr_matrix:
     """A float32 copy of the counts, so the user's ``.X`` is never touched."""
     x = adata.X
     return sparse.csr_matrix(x, dtype=np.float32) if sparse.issparse(x) else np.array(x, dtype=np.float32)
-
-
-def _rna_pca(rna: AnnData, n_top_genes: int, n_pcs: int, random_state: int) -> np.ndarray:
-    """Seurat's standard RNA input: normalise per cell, log1p, highly variable genes, scale, PCA."""
-    tmp = AnnData(_counts(rna), obs=pd.DataFrame(index=rna.obs_names), var=pd.DataFrame(index=rna.var_names))
-    sc.pp.normalize_total(tmp, target_sum=1e4)
-    sc.pp.log1p(tmp)
-    sc.pp.highly_variable_genes(tmp, n_top_genes=min(n_top_genes, tmp.n_vars), flavor="seurat", subset=True)
-    tmp.X = tmp.X.toarray() if sparse.issparse(tmp.X) else tmp.X  # scaling densifies anyway
-    sc.pp.scale(tmp, max_value=10)
-    n_comps = min(n_pcs, tmp.n_obs - 1, tmp.n_vars - 1)
-    sc.pp.pca(tmp, n_comps=n_comps, random_state=random_state)
-    return tmp.obsm["X_pca"]
 
 
 def _protein_pca(prot: AnnData, n_pcs: int | None, random_state: int) -> np.ndarray:
@@ -198,7 +185,7 @@ def wnn_weights(
         raise ValueError(f"{len(cells)} cells are in both modalities: too few for n_neighbors={n_neighbors}.")
 
     if rna_rep is None:
-        x_rna = _rna_pca(rna[cells], n_top_genes, n_pcs_rna, random_state)
+        x_rna = standard_rna_pcs(rna[cells], n_top_genes, n_pcs_rna, random_state)
     else:
         x_rna = _given_rep(mdata, rna_mod, rna_rep, cells)
     if protein_rep is None:
