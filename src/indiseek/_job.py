@@ -9,7 +9,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from . import pl, tl
-from ._keys import DIAGNOSTICS_KEY, INPUTS_KEY, SIMULATION_KEY, embedding_key, theta_key, wnn_keys
+from ._keys import INPUTS_KEY, SIMULATION_KEY, diagnostics_key, embedding_key, theta_key, wnn_keys
 from .defaults import CITESEQ
 from .model import IndiSeek
 from .module import METHODS
@@ -37,7 +37,7 @@ def diagnose(mdata, model: IndiSeek) -> dict:
     input_keys = {m: INPUTS_KEY.format(modality=m) for m in ("rna", "protein")}
     for m, key in input_keys.items():
         mdata.obsm[key] = model.get_prepared_inputs(modality=m)
-    key = f"{DIAGNOSTICS_KEY}_{model.method}"
+    key = diagnostics_key(model.method)
     tl.diagnostics(mdata, method=model.method, input_keys=input_keys, key_added=key)
     return {m: v for m, v in mdata.uns[key].items() if m != "params"}
 

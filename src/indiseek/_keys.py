@@ -42,6 +42,11 @@ def theta_keys(key_added: str = THETA_KEY) -> tuple[str, str, str]:
     return f"{key_added}_beta_rna", f"{key_added}_beta_protein", key_added
 
 
+def diagnostics_key(method: str) -> str:
+    """The ``.uns`` key ``indiseek run`` writes a method's diagnostics to: ``diagnostics_<method>``."""
+    return f"{DIAGNOSTICS_KEY}_{method}"
+
+
 def theta_key(method: str) -> str:
     """The theta key ``indiseek run`` uses for a method: ``theta`` for IndiSeek, ``theta_<method>`` otherwise."""
     return THETA_KEY if method == "indiseek" else f"{THETA_KEY}_{method}"

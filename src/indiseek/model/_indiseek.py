@@ -310,8 +310,8 @@ class IndiSeek(BaseModelClass):
             )  # fmt: skip
             runner()
             self.train_times_[stage] = time.perf_counter() - start
-            history.update({f"{stage}_{k}": v.astype(float).rename(columns=lambda c, s=stage: f"{s}_{c}") for k, v in
-                            (self.history_ or {}).items()})  # fmt: skip
+            for name, frame in (self.history_ or {}).items():  # scvi-tools' form, names prefixed by the stage
+                history[f"{stage}_{name}"] = frame.astype(float).add_prefix(f"{stage}_")
             self.is_trained_, self.history_ = False, None
         self.module.eval()
         self._fit_embedding_scale(splitter.train_idx, batch_size)
