@@ -5,10 +5,13 @@ finest labels (``celltype.l2``): kNN accuracy (k = 15, 5-fold stratified) and k-
 features, of (Z_rna, C_rna) and of (Z_protein, C_protein); the same for the no-learning reference (50 RNA principal
 components of scaled highly variable genes, protein CLR); Spearman's rho of per-type mean theta against the true
 RNA specificity, for the method and for theta computed on the reference inputs; and the held-out R^2 of C_{3-i}
-predicted from Z_i (:func:`indiseek.tl.independence`). Appends one JSON line to ``--out``.
+predicted from Z_i (:func:`indiseek.tl.independence`). ``--method totalvi`` trains scvi-tools' TOTALVI with its
+defaults on the same cells and measures its latent space the same way (it has no Z or C, hence no theta). Appends
+one JSON line to ``--out``.
 
 Usage: ``python benchmarks/citeseq_comparison.py --method indiseek --seed 0 [--lambda 100] [--lr 3e-3]
-[--n-pcs 50] [--max-epochs 100] [--club-estimator gaussian_raw] [--out benchmarks/results/citeseq_comparison.jsonl]``
+[--n-pcs 50] [--n-hidden 50] [--n-specific 50] [--max-epochs 100] [--club-estimator gaussian_raw]
+[--accelerator auto] [--out benchmarks/results/citeseq_comparison.jsonl]``
 """
 
 from __future__ import annotations
@@ -34,6 +37,19 @@ def kmeans_ari(x: np.ndarray, labels: np.ndarray) -> float:
     return float(adjusted_rand_score(labels, pred))
 
 
+def totalvi_latent(mdata, seed: int, accelerator: str) -> tuple[np.ndarray, float, int]:
+    """TOTALVI with its defaults on raw counts: latent space, training seconds and epochs run."""
+    import scvi
+
+    scvi.settings.seed = seed
+    scvi.model.TOTALVI.setup_mudata(mdata, modalities={"rna_layer": "rna", "protein_layer": "prot"})
+    model = scvi.model.TOTALVI(mdata)
+    start = time.perf_counter()
+    model.train(accelerator=accelerator, enable_progress_bar=False)
+    train_s = time.perf_counter() - start
+    return model.get_latent_representation(), train_s, len(model.history["elbo_train"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", default="indiseek")
@@ -44,6 +60,9 @@ def main() -> None:
     parser.add_argument("--n-pcs", type=int, default=CITESEQ.n_pcs)
     parser.add_argument("--club-estimator", default=CITESEQ.club_estimator)
     parser.add_argument("--n-estimator-steps", type=int, default=CITESEQ.n_estimator_steps)
+    parser.add_argument("--n-hidden", type=int, default=CITESEQ.n_hidden)
+    parser.add_argument("--n-specific", type=int, default=CITESEQ.n_specific)
+    parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--n-cells", type=int, default=5000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="benchmarks/results/citeseq_comparison.jsonl")
@@ -53,13 +72,32 @@ def main() -> None:
     mdata = indiseek.datasets.simulate_citeseq(n_cells=args.n_cells, seed=args.seed, progress_bar=False)
     labels = mdata.obs["celltype.l2"].astype(str).to_numpy()
     truth = dict(mdata.uns["simulation"]["rna_specificity"])
+    ref = reference_inputs(mdata["rna"], mdata["prot"].X)
+    refs = {"all": np.hstack([ref["rna"], ref["protein"]]), "rna": ref["rna"], "protein": ref["protein"]}
+    knn_ref = {k: knn_accuracy(v, labels) for k, v in refs.items()}
+    record = {"method": args.method, "seed": args.seed, "n_cells": args.n_cells, "simulator": "bounded ADT foreground"}
+    if args.method == "totalvi":
+        latent, train_s, epochs = totalvi_latent(mdata, args.seed, args.accelerator)
+        knn = knn_accuracy(latent, labels)
+        record |= {
+            "defaults": "scvi-tools TOTALVI",
+            "epochs_run": epochs,
+            "knn": {"all": round(knn, 3)},
+            "knn_reference": {k: round(v, 3) for k, v in knn_ref.items()},
+            "knn_ratio": {"all": round(knn / knn_ref["all"], 3)},
+            "ari": round(kmeans_ari(latent, labels), 3),
+            "ari_reference": round(kmeans_ari(refs["all"], labels), 3),
+        }
+        return finish(record, train_s, args)
+
     IndiSeek.setup_mudata(mdata)
     model = IndiSeek(
-        mdata, method=args.method, lambda_=args.lambda_, club_estimator=args.club_estimator, n_pcs=args.n_pcs
-    )
+        mdata, method=args.method, lambda_=args.lambda_, club_estimator=args.club_estimator, n_pcs=args.n_pcs,
+        n_hidden=args.n_hidden, n_specific=args.n_specific,
+    )  # fmt: skip
     start = time.perf_counter()
     model.train(max_epochs=args.max_epochs, lr=args.lr, seed=args.seed, n_estimator_steps=args.n_estimator_steps,
-                enable_progress_bar=False)  # fmt: skip
+                accelerator=args.accelerator, enable_progress_bar=False)  # fmt: skip
     train_s = time.perf_counter() - start
     model.write_embeddings()
     m = args.method
@@ -70,8 +108,6 @@ def main() -> None:
         "specific_rna": mdata.obsm[f"X_{m}_specific_rna"],
         "specific_protein": mdata.obsm[f"X_{m}_specific_protein"],
     }
-    ref = reference_inputs(mdata["rna"], mdata["prot"].X)
-    refs = {"all": np.hstack([ref["rna"], ref["protein"]]), "rna": ref["rna"], "protein": ref["protein"]}
     mdata.obsm["X_reference_rna"], mdata.obsm["X_reference_protein"] = ref["rna"], ref["protein"]
 
     indiseek.tl.theta_scores(mdata, method=m)
@@ -83,19 +119,16 @@ def main() -> None:
         for mod, other in (("rna", "protein"), ("protein", "rna"))
     }
     knn = {k: knn_accuracy(v, labels) for k, v in feats.items()}
-    knn_ref = {k: knn_accuracy(v, labels) for k, v in refs.items()}
-    record = {
-        "method": m,
+    record |= {
         "lambda": args.lambda_,
-        "seed": args.seed,
         "lr": args.lr,
         "n_pcs": args.n_pcs,
+        "n_hidden": args.n_hidden,
+        "n_specific": args.n_specific,
         "club_estimator": args.club_estimator,
         "n_estimator_steps": args.n_estimator_steps,
         "max_epochs": args.max_epochs,
-        "n_cells": args.n_cells,
         "stack": "lightning",
-        "simulator": "bounded ADT foreground",
         "epochs_run": model.epochs_trained,
         "rho_truth": round(rho, 3),
         "rho_truth_reference_inputs": round(rho_ref, 3),
@@ -106,9 +139,14 @@ def main() -> None:
         "ari_reference": round(kmeans_ari(refs["all"], labels), 3),
         "independence_r2": {k: round(v["r2"], 3) for k, v in leak.items()},
         "independence_p": {k: round(v["p_value"], 3) for k, v in leak.items()},
-        "train_seconds": round(train_s, 1),
-        "threads": args.threads,
     }
+    finish(record, train_s, args)
+
+
+def finish(record: dict, train_s: float, args: argparse.Namespace) -> None:
+    """Add timing and machine details, append the record to ``args.out`` and print it."""
+    device = torch.cuda.get_device_name() if args.accelerator != "cpu" and torch.cuda.is_available() else "cpu"
+    record |= {"train_seconds": round(train_s, 1), "threads": args.threads, "device": device}
     with open(args.out, "a") as fh:
         fh.write(json.dumps(record) + "\n")
     print(json.dumps(record))  # noqa: T201
