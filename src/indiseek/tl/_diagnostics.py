@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 from anndata import AnnData
 from mudata import MuData
 from scipy.spatial.distance import pdist, squareform
@@ -15,6 +15,8 @@ from sklearn.linear_model import RidgeCV
 from sklearn.neighbors import KNeighborsRegressor
 
 from indiseek._keys import DIAGNOSTICS_KEY, MODALITIES, embedding_key
+
+from ._checks import check_choice, check_data, check_int, check_real, check_str, matrix
 
 #: Fraction of cells held out for the R^2 scores.
 TEST_SIZE = 0.2
@@ -35,23 +37,25 @@ Statistic = Literal["hsic", "dcor"]
 
 
 # ---------------------------------------------------------------------------------------------------- inputs
-def _get(data: MuData | AnnData, rep: Representation, name: str, hint: str) -> np.ndarray:
-    """``data.obsm[rep]`` (or ``rep`` itself when it is an array) as a finite 2-D float64 array."""
-    if isinstance(rep, str):
-        if rep not in data.obsm:
-            raise KeyError(f"{name}: data.obsm[{rep!r}] not found (keys: {list(data.obsm.keys())}). {hint}")
-        x, label = data.obsm[rep], f"data.obsm[{rep!r}]"
-    else:
-        x, label = rep, f"the {name} array"
-    x = x.to_numpy() if isinstance(x, pd.DataFrame) else x.toarray() if hasattr(x, "toarray") else x
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 1:
-        x = x[:, None]
-    if x.ndim != 2 or x.shape[1] == 0:
-        raise ValueError(f"{name}: {label} must be a cells x features matrix, got shape {x.shape}.")
-    if not np.isfinite(x).all():
-        raise ValueError(f"{name}: {label} contains NaN or infinite values; remove or impute them first.")
-    return x
+def _check_settings(test_size: object, n_neighbors: object, seed: object) -> tuple[float, int, int]:
+    """The split and kNN settings shared by the diagnostics, checked before any work."""
+    test_size = check_real(test_size, "test_size")
+    if not 0 < test_size < 1:
+        raise ValueError(f"test_size must be between 0 and 1 (a fraction of the cells), got {test_size}.")
+    return test_size, check_int(n_neighbors, "n_neighbors", 1), check_int(seed, "seed", 0)
+
+
+def _warn_if_constant(target: np.ndarray, test: np.ndarray, name: str, rep: Representation) -> None:
+    """Warn that R^2 is undefined when the held-out cells' target does not vary (SST = 0)."""
+    if np.ptp(target[test], axis=0).max() == 0:
+        label = f".obsm[{rep!r}]" if isinstance(rep, str) else "the array"
+        warnings.warn(
+            f"R^2 is undefined (NaN): {label} ({name}, the target of the regression) is the same in every held-out "
+            "cell, so there is no variance to explain. "
+            "Check that it holds the features you meant, or change the split (seed, test_size).",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _check_rows(**arrays: np.ndarray) -> int:
@@ -63,8 +67,6 @@ def _check_rows(**arrays: np.ndarray) -> int:
 
 def _split(n: int, test_size: float, n_neighbors: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Random train/test indices; the test set has ``round(test_size * n)`` cells (at least 2)."""
-    if not 0 < test_size < 1:
-        raise ValueError(f"test_size must be between 0 and 1, got {test_size}.")
     n_test = max(2, int(round(test_size * n)))
     if n - n_test <= n_neighbors:
         raise ValueError(
@@ -209,15 +211,17 @@ def independence(
     (V-statistics): they stay above 0 for independent features, the more so with many dimensions and few cells, so
     read them with the p-value.
     """
+    check_data(data, "data")
+    test_size, n_neighbors, seed = _check_settings(test_size, n_neighbors, seed)
+    statistic = check_choice(statistic, "statistic", ("hsic", "dcor"))
+    n_permutations = check_int(n_permutations, "n_permutations", 0)
+    max_cells = check_int(max_cells, "max_cells", 2)
     hint = "Write the model's features first, e.g. `model.write_embeddings()`."
-    z = _get(data, specific_key, "specific_key", hint)
-    c = _get(data, shared_key, "shared_key", hint)
+    z = matrix(data, specific_key, "specific_key", hint, arrays=True)
+    c = matrix(data, shared_key, "shared_key", hint, arrays=True)
     n = _check_rows(specific_key=z, shared_key=c)
-    if statistic not in ("hsic", "dcor"):
-        raise ValueError(f"Unknown statistic {statistic!r}: use 'hsic' or 'dcor'.")
-    if n_permutations < 0 or max_cells < 2:
-        raise ValueError(f"Need n_permutations >= 0 and max_cells >= 2, got {n_permutations} and {max_cells}.")
     train, test = _split(n, test_size, n_neighbors, seed)
+    _warn_if_constant(c, test, "shared_key", shared_key)
     r2 = _heldout_r2(z, c, train, test, "knn", n_neighbors)
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
     sub = np.sort(rng.choice(n, size=min(n, max_cells), replace=False))
@@ -287,14 +291,22 @@ def completeness(
     ``{"r2_joint": float, "r2_shared": float, "r2_specific": float, "n_test": int}``: R^2 of X_i from (Z_i, C_i),
     from C_i alone and from Z_i alone.
     """
-    if regressor not in ("knn", "ridge"):
-        raise ValueError(f"Unknown regressor {regressor!r}: use 'knn' or 'ridge'.")
-    x = _get(data, input_key, "input_key", "Write the prepared inputs (e.g. RNA PCs, protein CLR) into .obsm first.")
+    check_data(data, "data")
+    regressor = check_choice(regressor, "regressor", ("knn", "ridge"))
+    test_size, n_neighbors, seed = _check_settings(test_size, n_neighbors, seed)
+    x = matrix(
+        data,
+        input_key,
+        "input_key",
+        "Write the prepared inputs (e.g. RNA PCs, protein CLR) into .obsm first.",
+        arrays=True,
+    )
     hint = "Write the model's features first, e.g. `model.write_embeddings()`."
-    z = _get(data, specific_key, "specific_key", hint)
-    c = _get(data, shared_key, "shared_key", hint)
+    z = matrix(data, specific_key, "specific_key", hint, arrays=True)
+    c = matrix(data, shared_key, "shared_key", hint, arrays=True)
     n = _check_rows(input_key=x, specific_key=z, shared_key=c)
     train, test = _split(n, test_size, n_neighbors, seed)
+    _warn_if_constant(x, test, "input_key", input_key)
     features = {"joint": np.concatenate([z, c], axis=1), "shared": c, "specific": z}
     result: dict[str, float | int] = {
         f"r2_{name}": _heldout_r2(f, x, train, test, regressor, n_neighbors) for name, f in features.items()
@@ -356,8 +368,16 @@ def diagnostics(
 
     As a table: ``pd.DataFrame({m: mdata.uns["diagnostics"][m] for m in ("rna", "protein")}).T``.
     """
-    if regressor not in ("knn", "ridge"):
-        raise ValueError(f"Unknown regressor {regressor!r}: use 'knn' or 'ridge'.")
+    check_data(mdata)
+    method = check_str(method, "method")
+    key_added = check_str(key_added, "key_added")
+    # the other settings are checked by the first call to independence(), before any work
+    regressor = check_choice(regressor, "regressor", ("knn", "ridge"))
+    if input_keys is not None and not isinstance(input_keys, Mapping):
+        raise TypeError(
+            f"input_keys must be a mapping of modality -> .obsm key, e.g. {{'rna': 'X_rna_pcs'}}, "
+            f"got {type(input_keys).__name__}."
+        )
     input_keys = dict(input_keys or {})
     unknown = set(input_keys) - set(MODALITIES)
     if unknown:

@@ -7,11 +7,16 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ._checks import check_int, check_real
+
 logger = logging.getLogger(__name__)
 
 
 def _as_2d(y: object, n: int) -> np.ndarray:
-    out = np.asarray(y, dtype=np.float64)
+    try:
+        out = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"`fn` must return numbers, got {type(y).__name__} of dtype {np.asarray(y).dtype}.") from None
     if out.ndim == 1:
         out = out[:, None]
     if out.ndim != 2 or out.shape[0] != n:
@@ -52,8 +57,12 @@ def masking_importance(
     Array of shape ``(d,)``, non-negative and summing to 1; all zeros (with a logged warning) when
     ``fn`` does not change under any masking.
     """
-    if d < 1 or n_points < 1:
-        raise ValueError(f"`d` and `n_points` must be positive, got d={d}, n_points={n_points}.")
+    if not callable(fn):
+        raise TypeError(f"fn must be a callable mapping an (n, d) array to an (n, p) array, got {type(fn).__name__}.")
+    d = check_int(d, "d", 1)
+    n_points = check_int(n_points, "n_points", 1)
+    low, high = check_real(low, "low"), check_real(high, "high")
+    seed = check_int(seed, "seed", 0)
     if not low < high:
         raise ValueError(f"Need low < high, got low={low}, high={high}.")
     rng = np.random.default_rng(seed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -13,15 +14,28 @@ from scipy.stats import spearmanr
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from ._theta import get_labels, get_representation
+from ._checks import check_data, check_int, labels, matrix, numeric_obs_column
 
 logger = logging.getLogger(__name__)
 
 
-def _obs_column(data: MuData | AnnData, key: str, hint: str) -> pd.Series:
-    if key not in data.obs:
-        raise KeyError(f"data.obs[{key!r}] not found: {hint} (columns: {list(data.obs.columns)}).")
-    return pd.to_numeric(data.obs[key], errors="raise")
+def _per_group_reference(reference: object, groups: pd.Index) -> np.ndarray:
+    """The values of a mapping of group -> number at ``groups`` (NaN where it has none)."""
+    if not isinstance(reference, Mapping | pd.Series):
+        raise TypeError(
+            f"reference must be a mapping of group -> number or a pd.Series, got {type(reference).__name__}."
+        )
+    try:
+        values = pd.Series(dict(reference), dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError("reference must map each group to a number; some of its values are not numbers.") from None
+    values.index = values.index.astype(str)
+    if not values.index.isin(groups.astype(str)).any():
+        raise ValueError(
+            f"reference has no value for any group (its groups: {list(values.index)[:10]}; "
+            f"the data's: {list(groups.astype(str))[:10]}): pass a reference keyed by the groups of `groupby`."
+        )
+    return values.reindex(groups.astype(str)).to_numpy()
 
 
 def rank_correlation(
@@ -53,36 +67,67 @@ def rank_correlation(
     Returns
     -------
     rho
-        Spearman's rank correlation across groups.
+        Spearman's rank correlation across groups; NaN, with a warning, when the mean score or the mean reference
+        is the same in every group (a constant has no ranking).
     table
         One row per group (index), sorted by ``score_rank``, with columns ``mean_score``, ``mean_reference``,
         ``score_rank``, ``reference_rank`` (1 = highest mean; ties share the average rank) and ``n_cells``.
     """
-    groups = get_labels(mdata, groupby)
-    score = _obs_column(mdata, score_key, "compute the score first, e.g. `indiseek.tl.theta_scores(mdata)`")
+    check_data(mdata)
+    groups = labels(mdata, groupby, "groupby")
+    score = numeric_obs_column(
+        mdata, score_key, "score_key", "Compute the score first, e.g. `indiseek.tl.theta_scores(mdata)`."
+    )
+    checked = {"score_key": (score_key, score)}
+    if reference is None:
+        ref = numeric_obs_column(
+            mdata, reference_key, "reference_key", "Compute it first, e.g. `indiseek.tl.wnn_weights(mdata)`."
+        )
+        checked["reference_key"] = (reference_key, ref)
+    for name, (key, values) in checked.items():
+        n_infinite = int(np.isinf(values).sum())
+        if n_infinite:
+            warnings.warn(
+                f".obs[{key!r}] ({name}) has {n_infinite} infinite values: groups holding them get an infinite "
+                "mean, or none (left out) when +inf and -inf meet. Scores of theta_scores(pseudocount=0) are "
+                "infinite for cells without a same-label neighbour; use a positive pseudocount.",
+                UserWarning,
+                stacklevel=2,
+            )
     table = pd.DataFrame({"score": score.to_numpy(), "group": groups.to_numpy()}).dropna(subset=["group"])
     by_group = table.groupby("group", observed=True)
     result = pd.DataFrame({"mean_score": by_group["score"].mean(), "n_cells": by_group.size()})
     if reference is None:
-        ref = _obs_column(mdata, reference_key, "compute it first, e.g. `indiseek.tl.wnn_weights(mdata)`")
         ref_table = pd.DataFrame({"reference": ref.to_numpy(), "group": groups.to_numpy()})
         result["mean_reference"] = ref_table.groupby("group", observed=True)["reference"].mean()
     else:
-        reference = pd.Series(dict(reference), dtype=float)
-        reference.index = reference.index.astype(str)
-        result["mean_reference"] = reference.reindex(result.index.astype(str)).to_numpy()
+        result["mean_reference"] = _per_group_reference(reference, result.index)
     lacking = result.index[result[["mean_score", "mean_reference"]].isna().any(axis=1)]
     if len(lacking):
         logger.warning("Leaving out groups without a score or a reference value: %s", list(lacking))
         result = result.drop(index=lacking)
     if len(result) < 2:
-        raise ValueError(f"Need at least 2 groups with both values to rank, got {len(result)}.")
+        raise ValueError(
+            f"Need at least 2 groups of .obs[{groupby!r}] (groupby) with both a mean score and a reference value "
+            f"to rank, got {len(result)}: use a column with more groups, or fill in the missing values."
+        )
     result["score_rank"] = result["mean_score"].rank(ascending=False)
     result["reference_rank"] = result["mean_reference"].rank(ascending=False)
     result.index = result.index.astype(str)
     result.index.name = groupby
     result = result[["mean_score", "mean_reference", "score_rank", "reference_rank", "n_cells"]]
-    rho = float(spearmanr(result["mean_score"], result["mean_reference"]).statistic)
+    constant = [name for name in ("mean_score", "mean_reference") if result[name].nunique() == 1]
+    if constant:
+        what = " and ".join(f"the {name.replace('_', ' ')}" for name in constant)
+        warnings.warn(
+            f"Spearman's rho is undefined (NaN): {what} is the same in every group of .obs[{groupby!r}], so it has "
+            "no ranking. Check that the score and the reference were computed on these cells and vary across groups.",
+            UserWarning,
+            stacklevel=2,
+        )
+        rho = float("nan")
+    else:
+        rho = float(spearmanr(result["mean_score"], result["mean_reference"]).statistic)
     return rho, result.sort_values("score_rank")
 
 
@@ -116,18 +161,21 @@ def cluster_metrics(
     ``{"ari", "nmi"}``: means over seeds; ``{"ari_std", "nmi_std"}``: their standard deviations;
     ``"k"``: the number of clusters; ``"n_cells"``: the number of labelled cells used.
     """
-    x = get_representation(mdata, rep)
-    labels = get_labels(mdata, label_key)
-    keep = labels.notna().to_numpy()
-    x, labels = x[keep], np.asarray(labels[keep].astype(str))
-    k = len(np.unique(labels))
+    check_data(mdata)
+    n_seeds = check_int(n_seeds, "n_seeds", 1)
+    seed = check_int(seed, "seed", 0)
+    x = matrix(mdata, rep, "rep", "Write the model's embeddings first, e.g. `model.write_embeddings()`.")
+    cell_labels = labels(mdata, label_key, "label_key")
+    keep = cell_labels.notna().to_numpy()
+    x, cell_labels = x[keep], np.asarray(cell_labels[keep].astype(str))
+    k = len(np.unique(cell_labels))
     if k < 2:
-        raise ValueError(f"data.obs[{label_key!r}] has {k} distinct label(s): need at least 2.")
+        raise ValueError(f".obs[{label_key!r}] (label_key) has {k} distinct label: need at least 2 to cluster.")
     ari, nmi = [], []
     for s in range(seed, seed + n_seeds):
         clusters = KMeans(n_clusters=k, n_init=1, random_state=s).fit_predict(x)
-        ari.append(adjusted_rand_score(labels, clusters))
-        nmi.append(normalized_mutual_info_score(labels, clusters))
+        ari.append(adjusted_rand_score(cell_labels, clusters))
+        nmi.append(normalized_mutual_info_score(cell_labels, clusters))
     return {
         "ari": float(np.mean(ari)),
         "nmi": float(np.mean(nmi)),

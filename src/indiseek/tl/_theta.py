@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -12,28 +13,9 @@ from sklearn.neighbors import NearestNeighbors
 
 from indiseek._keys import THETA_KEY, embedding_key, theta_keys
 
+from ._checks import check_data, check_int, check_real, check_str, labels, matrix
+
 logger = logging.getLogger(__name__)
-
-
-def get_representation(data: MuData | AnnData, key: str) -> np.ndarray:
-    """``data.obsm[key]`` as a dense float array, with an error that says what to run first."""
-    if key not in data.obsm:
-        raise KeyError(
-            f"data.obsm[{key!r}] not found (keys: {list(data.obsm.keys())}). "
-            "Write the model's embeddings first, e.g. `model.write_embeddings()`."
-        )
-    x = data.obsm[key]
-    x = x.to_numpy() if isinstance(x, pd.DataFrame) else np.asarray(x.toarray() if hasattr(x, "toarray") else x)
-    if not np.isfinite(x).all():
-        raise ValueError(f"data.obsm[{key!r}] contains NaN or infinite values.")
-    return x.astype(np.float64, copy=False)
-
-
-def get_labels(data: MuData | AnnData, key: str) -> pd.Series:
-    """``data.obs[key]`` (missing labels stay NaN), with an error naming the available columns."""
-    if key not in data.obs:
-        raise KeyError(f"data.obs[{key!r}] not found (columns: {list(data.obs.columns)}).")
-    return data.obs[key]
 
 
 def _same_label_counts(x: np.ndarray, codes: np.ndarray, n_neighbors: int) -> np.ndarray:
@@ -66,7 +48,7 @@ def theta_scores(
 
     The pseudocount is added to the neighbour counts so that a cell with no same-label neighbour in one
     modality gets a finite score; 0.5 is the usual continuity correction of a ratio of counts, and
-    ``pseudocount=0`` gives the paper's log(beta_RNA / beta_protein) (infinite when a count is 0).
+    ``pseudocount=0`` gives the paper's log(beta_RNA / beta_protein) (infinite when a count is 0, with a warning).
     theta > 0: the cell's type shows more in its RNA-specific features; theta < 0: more in its protein-specific.
 
     Parameters
@@ -75,9 +57,10 @@ def theta_scores(
         Data with the specific features in ``.obsm`` and labels in ``.obs``.
     label_key
         Column of ``.obs`` with the labels (the paper uses level-2 cell types). Cells without a label (NaN)
-        get NaN scores, stay in the neighbour search, and never count as a match for other cells.
+        get NaN scores, stay in the neighbour search, and never count as a match for other cells. A column
+        without any label is an error; one with a single label gives theta = 0 everywhere, with a warning.
     n_neighbors
-        Number of neighbours (paper: 10).
+        Number of neighbours (paper: 10), less than the number of cells.
     pseudocount
         Added to both same-label neighbour counts (>= 0).
     method
@@ -96,18 +79,29 @@ def theta_scores(
     -------
     The annotated copy if ``copy=True``, else `None`.
     """
-    if pseudocount < 0:
-        raise ValueError(f"pseudocount must be >= 0, got {pseudocount}.")
+    check_data(mdata)
+    n_obs = mdata.n_obs
+    n_neighbors = check_int(
+        n_neighbors, "n_neighbors", 1, n_obs - 1, f"It must be less than the number of cells, {n_obs}."
+    )
+    pseudocount = check_real(pseudocount, "pseudocount", minimum=0)
+    key_added = check_str(key_added, "key_added")
+    method = check_str(method, "method")
     rna_key = rna_key or embedding_key(method, "specific", "rna")
     protein_key = protein_key or embedding_key(method, "specific", "protein")
-    labels = get_labels(mdata, label_key)
-    z_rna = get_representation(mdata, rna_key)
-    z_protein = get_representation(mdata, protein_key)
-    n_obs = z_rna.shape[0]
-    if not 1 <= n_neighbors < n_obs:
-        raise ValueError(f"n_neighbors must be between 1 and n_obs - 1 = {n_obs - 1}, got {n_neighbors}.")
+    hint = "Write the model's embeddings first, e.g. `model.write_embeddings()`."
+    cell_labels = labels(mdata, label_key, "label_key")
+    z_rna = matrix(mdata, rna_key, "rna_key", hint)
+    z_protein = matrix(mdata, protein_key, "protein_key", hint)
+    if cell_labels.nunique() < 2:
+        warnings.warn(
+            f".obs[{label_key!r}] (label_key) holds a single label, so every neighbour shares it and theta is 0 "
+            "for every labelled cell: pass a column with at least two labels.",
+            UserWarning,
+            stacklevel=2,
+        )
 
-    codes = pd.Categorical(labels).codes.astype(np.int64)  # -1 for NaN
+    codes = pd.Categorical(cell_labels).codes.astype(np.int64)  # -1 for NaN
     k_rna = _same_label_counts(z_rna, codes, n_neighbors).astype(np.float64)
     k_protein = _same_label_counts(z_protein, codes, n_neighbors).astype(np.float64)
     missing = codes < 0
@@ -117,6 +111,15 @@ def theta_scores(
         theta = np.log((k_rna + pseudocount) / (k_protein + pseudocount))
     if missing.any():
         logger.info("%d cells without a %r label get NaN theta scores.", int(missing.sum()), label_key)
+    undefined = ~missing & ~np.isfinite(theta)
+    if undefined.any():
+        warnings.warn(
+            f"pseudocount=0: {int(undefined.sum())} cells have no same-label neighbour in one or both modalities, "
+            "so their theta is infinite or undefined (NaN). Use a positive pseudocount (default 0.5) for finite "
+            "scores.",
+            UserWarning,
+            stacklevel=2,
+        )
 
     data = mdata.copy() if copy else mdata
     beta_rna_key, beta_protein_key, theta_key = theta_keys(key_added)

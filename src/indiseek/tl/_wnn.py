@@ -18,6 +18,8 @@ from sklearn.neighbors import NearestNeighbors
 from indiseek._keys import WNN_KEY, wnn_keys
 from indiseek.pp import clr, standard_rna_pcs
 
+from ._checks import check_choice, check_data, check_int, check_str, matrix
+
 logger = logging.getLogger(__name__)
 
 
@@ -38,13 +40,16 @@ def _protein_pca(prot: AnnData, n_pcs: int | None, random_state: int) -> np.ndar
     return tmp.obsm["X_pca"]
 
 
-def _given_rep(mdata: MuData, mod: str, key: str, cells: pd.Index) -> np.ndarray:
+def _given_rep(mdata: MuData, mod: str, key: object, name: str, cells: pd.Index) -> np.ndarray:
     """A precomputed representation from the modality's ``.obsm`` or, failing that, from ``mdata.obsm``."""
-    if key in mdata[mod].obsm:
-        return np.asarray(pd.DataFrame(np.asarray(mdata[mod].obsm[key]), index=mdata[mod].obs_names).loc[cells])
-    if key in mdata.obsm:
-        return np.asarray(pd.DataFrame(np.asarray(mdata.obsm[key]), index=mdata.obs_names).loc[cells])
-    raise KeyError(f"{key!r} is in neither mdata[{mod!r}].obsm nor mdata.obsm.")
+    key = check_str(key, name)
+    for data in (mdata[mod], mdata):
+        if key in data.obsm:
+            return pd.DataFrame(matrix(data, key, name), index=data.obs_names).loc[cells].to_numpy()
+    raise KeyError(
+        f"{name} {key!r} is in neither mdata[{mod!r}].obsm (keys: {list(mdata[mod].obsm.keys())}) "
+        f"nor mdata.obsm (keys: {list(mdata.obsm.keys())})."
+    )
 
 
 def _knn(x: np.ndarray, n_neighbors: int) -> tuple[np.ndarray, np.ndarray]:
@@ -155,7 +160,8 @@ def wnn_weights(
         Keys of precomputed representations (in the modality's ``.obsm``, else in ``mdata.obsm``) to use
         instead of the standard inputs above.
     n_neighbors
-        Neighbours per modality (Seurat's default is 20).
+        Neighbours per modality, the cell itself included (Seurat's default is 20); at least 2 and at most the
+        number of cells in both modalities minus 2.
     n_pcs_rna
         Principal components of the RNA input.
     n_pcs_protein
@@ -176,31 +182,41 @@ def wnn_weights(
     random_state
         Seed of the PCA and of the neighbour searches.
     """
-    for mod in (rna_mod, protein_mod):
-        if mod not in mdata.mod:
-            raise KeyError(f"Modality {mod!r} not found (modalities: {list(mdata.mod)}).")
+    check_data(mdata, mudata_only=True)
+    backend = check_choice(backend, "backend", ("exact", "muon"))
+    key_added = check_str(key_added, "key_added")
+    n_pcs_rna = check_int(n_pcs_rna, "n_pcs_rna", 1)
+    if n_pcs_protein is not None:
+        n_pcs_protein = check_int(n_pcs_protein, "n_pcs_protein", 1)
+    n_top_genes = check_int(n_top_genes, "n_top_genes", 1)
+    random_state = check_int(random_state, "random_state", 0)
+    for name, mod in (("rna_mod", rna_mod), ("protein_mod", protein_mod)):
+        if check_str(mod, name) not in mdata.mod:
+            raise KeyError(f"{name}: modality {mod!r} not found (modalities: {list(mdata.mod)}).")
     rna, prot = mdata[rna_mod], mdata[protein_mod]
     cells = mdata.obs_names[mdata.obs_names.isin(rna.obs_names) & mdata.obs_names.isin(prot.obs_names)]
-    if len(cells) < n_neighbors + 2:
-        raise ValueError(f"{len(cells)} cells are in both modalities: too few for n_neighbors={n_neighbors}.")
+    n_neighbors = check_int(
+        n_neighbors,
+        "n_neighbors",
+        2,
+        len(cells) - 2,
+        f"{len(cells)} cells are in both modalities; n_neighbors counts the cell itself and must leave two cells out.",
+    )
 
-    if rna_rep is None:
+    # the given representations are read first: a wrong key fails before the PCA
+    x_rna = None if rna_rep is None else _given_rep(mdata, rna_mod, rna_rep, "rna_rep", cells)
+    x_protein = None if protein_rep is None else _given_rep(mdata, protein_mod, protein_rep, "protein_rep", cells)
+    if x_rna is None:
         x_rna = standard_rna_pcs(rna[cells], n_top_genes, n_pcs_rna, random_state)
-    else:
-        x_rna = _given_rep(mdata, rna_mod, rna_rep, cells)
-    if protein_rep is None:
+    if x_protein is None:
         x_protein = _protein_pca(prot[cells], n_pcs_protein, random_state)
-    else:
-        x_protein = _given_rep(mdata, protein_mod, protein_rep, cells)
 
     logger.info("Computing WNN modality weights of %d cells (%s backend).", len(cells), backend)
     reps = [np.asarray(x_rna, dtype=np.float64), np.asarray(x_protein, dtype=np.float64)]
     if backend == "exact":
         w = _exact_weights(reps, n_neighbors, n_bandwidth_neighbors=min(20, len(cells) - 2))
-    elif backend == "muon":
-        w = _muon_weights(reps, cells, n_neighbors, random_state)
     else:
-        raise ValueError(f"backend must be 'exact' or 'muon', got {backend!r}.")
+        w = _muon_weights(reps, cells, n_neighbors, random_state)
     weights = pd.DataFrame(w, index=cells, columns=["rna", "prot"]).reindex(mdata.obs_names)
 
     rna_key, protein_key = wnn_keys(key_added)

@@ -1,0 +1,120 @@
+"""Argument checks shared by the tools: each error names the argument, the offending key and what to do."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from mudata import MuData
+
+
+def check_int(value: object, name: str, minimum: int, maximum: int | None = None, hint: str = "") -> int:
+    """``value`` as an int in ``[minimum, maximum]``: a TypeError for a non-integer, a ValueError out of range."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}.")
+    value = int(value)
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        raise ValueError(f"{name} must be {bounds}, got {value}. {hint}".rstrip())
+    return value
+
+
+def check_real(value: object, name: str, minimum: float | None = None) -> float:
+    """``value`` as a finite float (at least ``minimum``): a TypeError for a non-number, a ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r} of type {type(value).__name__}.")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}.")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+    return value
+
+
+def check_choice(value: object, name: str, choices: Iterable[str]) -> str:
+    """``value`` if it is one of ``choices``, else a ValueError listing them."""
+    choices = list(choices)
+    if value not in choices:
+        raise ValueError(f"Unknown {name} {value!r}: use one of {choices}.")
+    return value  # type: ignore[return-value]
+
+
+def check_str(value: object, name: str) -> str:
+    """``value`` if it is a string, else a TypeError naming the argument."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string (a key), got {value!r} of type {type(value).__name__}.")
+    return value
+
+
+def check_data(data: object, name: str = "mdata", mudata_only: bool = False) -> None:
+    """A TypeError unless ``data`` is a MuData (or, unless ``mudata_only``, an AnnData)."""
+    kinds = (MuData,) if mudata_only else (MuData, AnnData)
+    if not isinstance(data, kinds):
+        expected = "a MuData" if mudata_only else "a MuData or an AnnData"
+        raise TypeError(f"{name} must be {expected}, got {type(data).__name__}.")
+
+
+def obs_column(data: MuData | AnnData, key: object, name: str, hint: str = "") -> pd.Series:
+    """``data.obs[key]``, or a KeyError naming the argument and listing the columns."""
+    key = check_str(key, name)
+    if key not in data.obs.columns:
+        raise KeyError(f"{name} {key!r} is not a column of .obs (columns: {list(data.obs.columns)}). {hint}".rstrip())
+    return data.obs[key]
+
+
+def labels(data: MuData | AnnData, key: object, name: str) -> pd.Series:
+    """The labels ``data.obs[key]`` (missing ones stay NaN), or an error when the column is absent or all missing."""
+    column = obs_column(data, key, name)
+    if column.isna().all():
+        raise ValueError(
+            f"The labels in .obs[{key!r}] ({name}) are all missing: fill in the labels or pass another column."
+        )
+    return column
+
+
+def numeric_obs_column(data: MuData | AnnData, key: object, name: str, hint: str = "") -> pd.Series:
+    """``data.obs[key]`` as floats: a TypeError when it does not hold numbers, a ValueError when all are missing."""
+    column = obs_column(data, key, name, hint)
+    try:
+        values = pd.to_numeric(column, errors="raise").astype(np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f".obs[{key!r}] ({name}) must hold numbers, got dtype {column.dtype}: {err}") from None
+    if values.isna().all():
+        raise ValueError(f".obs[{key!r}] ({name}) is all missing (NaN). {hint}".rstrip())
+    return values
+
+
+def matrix(data: MuData | AnnData, rep: object, name: str, hint: str = "", arrays: bool = False) -> np.ndarray:
+    """``data.obsm[rep]`` (or ``rep`` itself, an array, when ``arrays``) as a finite 2-D float64 array.
+
+    Errors name the argument: a KeyError listing the ``.obsm`` keys when ``rep`` is not one of them, a TypeError
+    when it is neither a key (nor an array) or does not hold numbers, a ValueError for NaN or infinite values.
+    """
+    if isinstance(rep, str):
+        if rep not in data.obsm:
+            raise KeyError(f"{name}: .obsm[{rep!r}] not found (keys: {list(data.obsm.keys())}). {hint}".rstrip())
+        x, label = data.obsm[rep], f".obsm[{rep!r}]"
+    elif arrays and not isinstance(rep, numbers.Number):
+        x, label = rep, f"the {name} array"
+    else:
+        kind = "an .obsm key or an array" if arrays else "an .obsm key (a string)"
+        raise TypeError(f"{name} must be {kind}, got {type(rep).__name__}.")
+    x = x.to_numpy() if isinstance(x, pd.DataFrame) else x.toarray() if hasattr(x, "toarray") else x
+    try:
+        x = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: {label} must hold numbers, got dtype {np.asarray(x).dtype}.") from None
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2 or x.shape[1] == 0:
+        raise ValueError(f"{name}: {label} must be a cells x features matrix, got shape {x.shape}.")
+    bad = ~np.isfinite(x).all(axis=1)
+    if bad.any():
+        raise ValueError(
+            f"{name}: {label} contains NaN or infinite values (in {int(bad.sum())} of {len(x)} cells); "
+            "remove or impute them first."
+        )
+    return x
