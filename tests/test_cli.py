@@ -1,7 +1,11 @@
 import json
+import subprocess
+import sys
 
+import anndata as ad
 import mudata as md
 import numpy as np
+import pytest
 
 from indiseek import IndiSeek
 from indiseek.cli import main
@@ -63,3 +67,94 @@ def test_simulate_with_adamw_records_the_options(tmp_path):
     assert main(args) == 0
     record = json.loads(out.read_text())
     assert record["options"] == {"club_estimator": "gaussian", "optimizer": "AdamW", "weight_decay": 0.1}
+
+
+def _user_error(capsys, args: list[str]) -> str:
+    """Run the command expecting a user error; return its one-line message."""
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("indiseek: error: "), err
+    return lines[0]
+
+
+# Small and short everywhere, so that a check that came too late would still end soon; the last value of an option wins
+RUN = ["run", "--n-cells", "300", "--max-epochs", "1"]
+SIMULATE = ["simulate", "--setting", "1", "--n", "300", "--runs", "1", "--max-epochs", "1"]
+BAD_ARGUMENTS = {
+    "run_negative_lambda": ([*RUN, "--lambda", "-1"], "--lambda"),
+    "run_nan_lambda": ([*RUN, "--lambda", "nan"], "--lambda"),
+    "run_negative_epochs": ([*RUN, "--max-epochs", "-1"], "--max-epochs"),
+    "run_zero_lr": ([*RUN, "--lr", "0"], "--lr"),
+    "run_too_few_cells": ([*RUN, "--n-cells", "10"], "--n-cells"),
+    "run_unknown_method": ([*RUN, "--method", "nope"], "--method"),
+    "simulate_no_points": ([*SIMULATE, "--n", "0"], "--n"),
+    "simulate_nan_lambda": ([*SIMULATE, "--lambda", "nan"], "--lambda"),
+    "simulate_bad_sweep": ([*SIMULATE, "--lambdas", "0.1,-1"], "--lambdas"),
+    "simulate_negative_epochs": ([*SIMULATE, "--max-epochs", "-1"], "--max-epochs"),
+    "simulate_unknown_method": ([*SIMULATE, "--method", "indiseek,clip"], "--method"),
+    "simulate_no_runs": ([*SIMULATE, "--runs", "0"], "--runs"),
+}
+
+
+@pytest.mark.parametrize(("args", "option"), BAD_ARGUMENTS.values(), ids=BAD_ARGUMENTS.keys())
+def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys, args, option):
+    """One line naming the option, exit status 2, and no output: the check comes before simulation or training."""
+    out = tmp_path / "out" / ("res.json" if args[0] == "simulate" else "")
+    message = _user_error(capsys, [*args, "--out", str(out), "--quiet"])
+    assert option in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_h5ad_input_is_refused_with_the_conversion(tmp_path, capsys):
+    path = tmp_path / "cells.h5ad"
+    ad.AnnData(np.ones((3, 2), dtype=np.float32)).write_h5ad(path)
+    message = _user_error(capsys, ["run", "--input", str(path), "--out", str(tmp_path / "out")])
+    assert "--input" in message and "from_anndata" in message and "write_h5mu" in message
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", ["missing.h5mu", "cells.csv"])
+def test_a_missing_or_foreign_input_is_refused(tmp_path, capsys, name):
+    if name.endswith(".csv"):
+        (tmp_path / name).write_text("a,b\n1,2\n")
+    message = _user_error(capsys, ["run", "--input", str(tmp_path / name), "--out", str(tmp_path / "out")])
+    assert "--input" in message and name in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_package_error_is_one_line_and_debug_shows_it(tmp_path, capsys, small_mdata):
+    """A KeyError of the package on user input (an absent modality) is one line; --debug re-raises it."""
+    path = tmp_path / "in.h5mu"
+    small_mdata.write_h5mu(path)
+    args = ["run", "--input", str(path), "--rna-modality", "absent", "--out", str(tmp_path / "out"), "--quiet"]
+    assert "absent" in _user_error(capsys, args)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises((KeyError, ValueError)):
+        main([*args, "--debug"])
+
+
+def test_run_keeps_foreign_files_in_the_model_folder(tmp_path, capsys):
+    """--out/model is replaced by a run: a folder there with other files is refused before any work."""
+    notes = tmp_path / "out" / "model" / "notes.txt"
+    notes.parent.mkdir(parents=True)
+    notes.write_text("mine")
+    message = _user_error(capsys, ["run", "--n-cells", "300", "--max-epochs", "1", "--out", str(tmp_path / "out")])
+    assert "--out" in message
+    assert notes.read_text() == "mine"
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*")) == ["model", "notes.txt"]
+
+
+def test_the_command_exits_2_with_one_line(tmp_path):
+    out = tmp_path / "out"
+    # -W ignore: dependencies warn on import, which is not the command's output
+    cmd = [sys.executable, "-W", "ignore", "-m", "indiseek.cli", "run", "--lambda", "-1", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "indiseek: error: argument --lambda: must be a finite non-negative number, got '-1'."
+    ]
+    assert not out.exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from . import pl, tl
+from ._checks import check_choice, check_real
 from ._keys import INPUTS_KEY, SIMULATION_KEY, diagnostics_key, embedding_key, theta_key, wnn_keys
 from .defaults import CITESEQ
 from .model import IndiSeek
@@ -95,7 +96,12 @@ def run_job(
     Writes ``out/model/`` (the main method's model), ``out/result.h5mu`` (input, embeddings, theta, WNN
     weights), ``out/figures/*.png`` and returns the report (also written to ``out/report.json`` by the CLI).
     Measurements need level-2 labels in ``mdata.obs[label_key]``; without them only training is done.
+    ``method``, ``lambda_`` and ``out`` are checked before anything is computed or written.
     """
+    check_choice(method, "method", METHODS)
+    check_real(lambda_, "lambda_", minimum=0)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a directory: choose another output directory.")
     out.mkdir(parents=True, exist_ok=True)
     figures = out / "figures"
     figures.mkdir(exist_ok=True)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import math
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -21,6 +21,7 @@ from scvi.model._utils import get_max_epochs_heuristic, parse_device_args, use_d
 from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
 
+from indiseek._checks import check_bool, check_choice, check_int, check_real
 from indiseek._docs import dsp
 from indiseek._keys import KINDS, MODALITIES, embedding_key
 from indiseek.defaults import CITESEQ
@@ -30,7 +31,7 @@ from indiseek.train import SharedTrainingPlan, SpecificTrainingPlan, check_optim
 
 from ._data import aligned_mudata, check_mudata
 from ._save import load_model, save_model
-from ._utils import check_choice, check_positive_int
+from ._utils import non_finite
 
 logger = logging.getLogger(__name__)
 
@@ -104,16 +105,24 @@ class IndiSeek(BaseModelClass):
         n_top_genes: int = CITESEQ.n_top_genes,
         n_pcs: int = CITESEQ.n_pcs,
     ):
+        if not isinstance(mdata, MuData) or self._get_most_recent_anndata_manager(mdata) is None:
+            raise ValueError(
+                "This MuData is not registered: call IndiSeek.setup_mudata(mdata) (with the modalities and layers of "
+                "the raw counts) before IndiSeek(mdata)."
+            )
         super().__init__(mdata)
         self.init_params_ = self._get_init_params(locals())
         params = dict(self.init_params_["non_kwargs"])
         params["method"] = method = method.lower() if isinstance(method, str) else method
         get_objective(method)
-        if not (isinstance(lambda_, int | float) and math.isfinite(lambda_) and lambda_ >= 0):
-            raise ValueError(f"lambda_ must be a finite non-negative number, got {lambda_!r}.")
+        check_real(lambda_, "lambda_", minimum=0)
+        check_real(temperature, "temperature", minimum=0, strict=True)
+        check_real(capture_temperature, "capture_temperature", minimum=0, strict=True)
+        check_bool(learn_temperature, "learn_temperature")
+        check_bool(club_sample, "club_sample")
         check_club_estimator(club_estimator)
         for name in ("n_shared", "n_specific", "n_hidden", "n_layers", "n_top_genes", "n_pcs"):
-            check_positive_int(params[name], name)
+            check_int(params[name], name, 1)
         self.method = method
         self.n_top_genes, self.n_pcs = params.pop("n_top_genes"), params.pop("n_pcs")
         self._module_kwargs = params
@@ -134,9 +143,14 @@ class IndiSeek(BaseModelClass):
         rna_layer: str | None = None,
         protein_layer: str | None = None,
         modalities: dict[str, str] | None = None,
+        allow_non_integer: bool = False,
         **kwargs,
     ) -> None:
         """Register the raw RNA and protein counts of a MuData object.
+
+        The counts are checked first: finite, non-negative, whole numbers, every cell with counts in both
+        modalities, at least 2 features that vary in each, unique feature names, ``mdata.obs_names`` in the
+        modalities' order. A warning says when the RNA has fewer features than the protein (swapped modalities?).
 
         Parameters
         ----------
@@ -146,6 +160,9 @@ class IndiSeek(BaseModelClass):
             Layers holding the raw counts (``None``: ``.X``).
         modalities
             Which modality holds which data: ``{"rna_layer": "rna", "protein_layer": "prot"}`` (the default).
+        allow_non_integer
+            Accept counts that are not whole numbers, e.g. after ambient-RNA removal or ADT denoising. Log-normalised
+            or scaled data are still wrong inputs: the model normalises and transforms the counts itself.
         **kwargs
             Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
         """
@@ -154,17 +171,17 @@ class IndiSeek(BaseModelClass):
         unknown = set(modalities) - set(_DEFAULT_MODALITIES)
         if unknown:
             raise ValueError(f"Unknown keys in modalities: {sorted(unknown)}; use 'rna_layer' and 'protein_layer'.")
-        check_mudata(mdata, modalities["rna_layer"], modalities["protein_layer"], rna_layer, protein_layer)
+        if not isinstance(allow_non_integer, bool):
+            raise TypeError(f"allow_non_integer must be True or False, got {allow_non_integer!r}.")
+        rna, protein = modalities["rna_layer"], modalities["protein_layer"]
+        check_mudata(mdata, rna, protein, rna_layer, protein_layer, integer=not allow_non_integer)
+        counts = not allow_non_integer  # scvi-tools' own check would only repeat ours, naming no modality
         mudata_fields = [
             fields.MuDataLayerField(
-                REGISTRY_KEYS.X_KEY, rna_layer, mod_key=modalities["rna_layer"], is_count_data=True, mod_required=True
+                REGISTRY_KEYS.X_KEY, rna_layer, mod_key=rna, is_count_data=counts, mod_required=True
             ),
             fields.MuDataLayerField(
-                REGISTRY_KEYS.PROTEIN_EXP_KEY,
-                protein_layer,
-                mod_key=modalities["protein_layer"],
-                is_count_data=True,
-                mod_required=True,
+                REGISTRY_KEYS.PROTEIN_EXP_KEY, protein_layer, mod_key=protein, is_count_data=counts, mod_required=True
             ),
         ]
         adata_manager = AnnDataManager(fields=mudata_fields, setup_method_args=setup_method_args)
@@ -255,17 +272,25 @@ class IndiSeek(BaseModelClass):
         """
         n_cells = self.adata.n_obs
         max_epochs = get_max_epochs_heuristic(n_cells) if max_epochs is None else max_epochs
-        check_positive_int(max_epochs, "max_epochs")
-        check_positive_int(batch_size, "batch_size")
-        check_positive_int(n_estimator_steps, "n_estimator_steps")
-        if batch_size < 2:
-            raise ValueError("batch_size must be at least 2: the contrastive loss compares each cell with the others.")
-        if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
-            raise ValueError(f"lr must be a positive number, got {lr!r}.")
+        check_int(max_epochs, "max_epochs", 1)
+        check_int(batch_size, "batch_size", 2, hint="The contrastive loss compares each cell with the others.")
+        check_int(n_estimator_steps, "n_estimator_steps", 1)
+        check_int(early_stopping_patience, "early_stopping_patience", 1)
+        check_real(lr, "lr", minimum=0, strict=True)
+        if estimator_lr is not None:
+            check_real(estimator_lr, "estimator_lr", minimum=0, strict=True)
+        check_real(train_size, "train_size", minimum=0, strict=True)
+        check_real(train_size, "train_size", maximum=1)
+        if validation_size is not None:
+            check_real(validation_size, "validation_size", minimum=0, maximum=1 - train_size)
+        if check_val_every_n_epoch is not None:
+            check_int(check_val_every_n_epoch, "check_val_every_n_epoch", 1)
+        check_bool(shuffle_set_split, "shuffle_set_split")
+        check_bool(early_stopping, "early_stopping")
         plan_kwargs = {"lr": lr, **(plan_kwargs or {})}
         check_optimizer(plan_kwargs.get("optimizer", "Adam"), plan_kwargs.get("weight_decay", 0.0))
         if seed is not None:
-            scvi.settings.seed = int(seed)
+            scvi.settings.seed = check_int(seed, "seed", 0)
         ckpt_path = trainer_kwargs.pop("ckpt_path", None)
         resume_stage = _checkpoint_stage(ckpt_path) if ckpt_path is not None else None
 
@@ -280,43 +305,60 @@ class IndiSeek(BaseModelClass):
                 f"Only {splitter.n_train} training cells for a batch of {batch_size}: pass a smaller batch_size "
                 f"(at most {splitter.n_train}) or more cells."
             )
-        start = time.perf_counter()
-        self.module = self._build_module(splitter.train_idx)
-        self.train_times_ = {"inputs": time.perf_counter() - start}
-        self.is_trained_, self.history_ = False, None
-        trainer_kwargs = {
-            "early_stopping": early_stopping and splitter.n_val > 0,
-            "early_stopping_monitor": "validation_loss",
-            "early_stopping_patience": early_stopping_patience,
-            "check_val_every_n_epoch": check_val_every_n_epoch,
-            **trainer_kwargs,
-        }
-        callbacks = trainer_kwargs.pop("callbacks", None) or []
-        plans = {"shared": SharedTrainingPlan(self.module, **plan_kwargs)}
-        if self.module.specific is not None:
-            plans["specific"] = SpecificTrainingPlan(
-                self.module, estimator_lr=estimator_lr, n_estimator_steps=n_estimator_steps, **plan_kwargs
-            )
-        history = {}
-        for stage, plan in plans.items():
-            if resume_stage == "specific" and stage == "shared":
-                continue  # the checkpoint holds the trained shared stage
+        with self._unchanged_on_failure():
             start = time.perf_counter()
-            self.module.train()
-            runner = TrainRunner(
-                self, training_plan=plan, data_splitter=splitter, max_epochs=max_epochs, accelerator=accelerator,
-                devices=devices, ckpt_path=ckpt_path if stage == resume_stage else None,
-                **{**trainer_kwargs, "callbacks": list(callbacks)},  # scvi-tools' Trainer appends to the list
-            )  # fmt: skip
-            runner()
-            self.train_times_[stage] = time.perf_counter() - start
-            for name, frame in (self.history_ or {}).items():  # scvi-tools' form, names prefixed by the stage
-                history[f"{stage}_{name}"] = frame.astype(float).add_prefix(f"{stage}_")
+            self.module = self._build_module(splitter.train_idx)
+            self.train_times_ = {"inputs": time.perf_counter() - start}
             self.is_trained_, self.history_ = False, None
-        self.module.eval()
-        self._fit_embedding_scale(splitter.train_idx, batch_size)
-        self.history_ = history
-        self.is_trained_ = True
+            trainer_kwargs = {
+                "early_stopping": early_stopping and splitter.n_val > 0,
+                "early_stopping_monitor": "validation_loss",
+                "early_stopping_patience": early_stopping_patience,
+                "check_val_every_n_epoch": check_val_every_n_epoch,
+                **trainer_kwargs,
+            }
+            callbacks = trainer_kwargs.pop("callbacks", None) or []
+            plans = {"shared": SharedTrainingPlan(self.module, **plan_kwargs)}
+            if self.module.specific is not None:
+                plans["specific"] = SpecificTrainingPlan(
+                    self.module, estimator_lr=estimator_lr, n_estimator_steps=n_estimator_steps, **plan_kwargs
+                )
+            history = {}
+            for stage, plan in plans.items():
+                if resume_stage == "specific" and stage == "shared":
+                    continue  # the checkpoint holds the trained shared stage
+                start = time.perf_counter()
+                self.module.train()
+                runner = TrainRunner(
+                    self, training_plan=plan, data_splitter=splitter, max_epochs=max_epochs, accelerator=accelerator,
+                    devices=devices, ckpt_path=ckpt_path if stage == resume_stage else None,
+                    **{**trainer_kwargs, "callbacks": list(callbacks)},  # scvi-tools' Trainer appends to the list
+                )  # fmt: skip
+                runner()
+                self.train_times_[stage] = time.perf_counter() - start
+                for name, frame in (self.history_ or {}).items():  # scvi-tools' form, names prefixed by the stage
+                    history[f"{stage}_{name}"] = frame.astype(float).add_prefix(f"{stage}_")
+                self.is_trained_, self.history_ = False, None
+            self.module.eval()
+            self._fit_embedding_scale(splitter.train_idx, batch_size)
+            bad = non_finite(self.module.state_dict())
+            if bad:
+                raise FloatingPointError(
+                    f"Training left NaN or infinite values in the networks ({bad[0]}); the model is left as it was: "
+                    "try a smaller lr."
+                )
+            self.history_ = history
+            self.is_trained_ = True
+
+    @contextlib.contextmanager
+    def _unchanged_on_failure(self):
+        """A training that does not finish (an error, NaN, Ctrl-C) leaves networks, history and state as they were."""
+        previous = (self.module, self.history_, self.is_trained_, self.train_times_)
+        try:
+            yield
+        except BaseException:
+            self.module, self.history_, self.is_trained_, self.train_times_ = previous
+            raise
 
     @torch.no_grad()
     def _fit_embedding_scale(self, train_idx: np.ndarray, batch_size: int) -> None:
@@ -366,6 +408,7 @@ class IndiSeek(BaseModelClass):
     @torch.no_grad()
     def _embed(self, mdata: MuData | None, batch_size: int) -> dict[tuple[str, str], np.ndarray]:
         self._check_if_trained(warn=False)
+        check_int(batch_size, "batch_size", 1)
         mdata = self._validate_anndata(self._aligned(mdata))
         parts = defaultdict(list)
         self.module.eval()
@@ -373,15 +416,26 @@ class IndiSeek(BaseModelClass):
             tensors = {k: v.to(self.device) for k, v in tensors.items()}
             for key, value in self.module.embed(tensors).items():
                 parts[key].append(value.cpu().numpy())
-        return {key: np.concatenate(chunks) for key, chunks in parts.items()}
+        out = {key: np.concatenate(chunks) for key, chunks in parts.items()}
+        for (modality, kind), value in out.items():
+            bad = ~np.isfinite(value).all(1)
+            if bad.any():
+                raise FloatingPointError(
+                    f"The {kind} {modality} features of {int(bad.sum())} cells are not finite (e.g. "
+                    f"{mdata.obs_names[np.flatnonzero(bad)[0]]}): their counts are far outside the training data's."
+                )
+        return out
 
     def _aligned(self, mdata: MuData | None) -> MuData:
         """The registered MuData, or ``mdata`` checked and with the registered features in registered order."""
         if mdata is None:
             return self.adata
         rna, protein = self._modality_keys()
-        layers = (self.setup_args_.get("rna_layer"), self.setup_args_.get("protein_layer"))
-        return aligned_mudata(mdata, rna, protein, *layers, self.var_names_)
+        args = self.setup_args_
+        integer = not args.get("allow_non_integer", False)
+        return aligned_mudata(
+            mdata, rna, protein, args.get("rna_layer"), args.get("protein_layer"), self.var_names_, integer
+        )
 
     def get_latent_representation(
         self,
@@ -410,9 +464,9 @@ class IndiSeek(BaseModelClass):
         with one of each left open, the concatenation over it in that same order.
         """
         if modality is not None:
-            check_choice(modality, MODALITIES, "modality")
+            check_choice(modality, "modality", MODALITIES)
         if kind is not None:
-            check_choice(kind, KINDS, "kind")
+            check_choice(kind, "kind", KINDS)
         if kind == "specific" and self.method == "clip":
             raise ValueError("method='clip' learns shared features only: ask for kind='shared'.")
         kinds = [kind] if kind else (["shared"] if self.method == "clip" else list(KINDS))
@@ -428,7 +482,8 @@ class IndiSeek(BaseModelClass):
         (:func:`~indiseek.tl.diagnostics`).
         """
         self._check_if_trained(warn=False)
-        check_choice(modality, MODALITIES, "modality")
+        check_choice(modality, "modality", MODALITIES)
+        check_int(batch_size, "batch_size", 1)
         mdata = self._validate_anndata(self._aligned(mdata))
         chunks = [
             self.module.prepare({k: v.to(self.device) for k, v in tensors.items()}, modality).cpu().numpy()
@@ -491,7 +546,13 @@ class IndiSeek(BaseModelClass):
 
         Only tensors (safetensors) and JSON are read; nothing is unpickled.
         """
-        _, _, torch_device = parse_device_args(accelerator, device, return_device="torch")
+        try:
+            _, _, torch_device = parse_device_args(accelerator, device, return_device="torch")
+        except Exception as err:  # scvi-tools and Lightning raise several types for an unusable device
+            raise ValueError(
+                f"accelerator={accelerator!r}, device={device!r} cannot be used here ({err}); torch sees "
+                f"{torch.cuda.device_count()} GPU(s). Pass accelerator='cpu', or a GPU index as device."
+            ) from None
         return load_model(cls, dir_path, mdata, torch_device)
 
     @staticmethod

@@ -80,7 +80,14 @@ def fit_rna_inputs(counts, n_top_genes: int, n_pcs: int) -> dict[str, np.ndarray
     sc.pp.normalize_total(adata, target_sum=1e4)
     sc.pp.log1p(adata)
     if adata.n_vars > n_top_genes:
-        sc.pp.highly_variable_genes(adata, n_top_genes=n_top_genes, flavor="seurat")
+        try:
+            sc.pp.highly_variable_genes(adata, n_top_genes=n_top_genes, flavor="seurat")
+        except (IndexError, ValueError) as err:  # scanpy's binning fails on tiny or nearly empty data
+            raise ValueError(
+                f"Highly variable gene selection failed on the training cells' RNA ({adata.n_obs} cells, "
+                f"{adata.n_vars} genes, {int((adata.X.getnnz(0) > 0).sum())} detected; scanpy: {err}): the data are "
+                f"too small or sparse for it. Pass n_top_genes={adata.n_vars} to keep every gene, or use more cells."
+            ) from None
         genes = np.flatnonzero(adata.var["highly_variable"].to_numpy())
         adata = adata[:, genes].copy()
     else:

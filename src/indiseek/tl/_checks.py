@@ -3,50 +3,15 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 from mudata import MuData
 
+from indiseek._checks import check_choice, check_int, check_real, check_str
 
-def check_int(value: object, name: str, minimum: int, maximum: int | None = None, hint: str = "") -> int:
-    """``value`` as an int in ``[minimum, maximum]``: a TypeError for a non-integer, a ValueError out of range."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}.")
-    value = int(value)
-    if value < minimum or (maximum is not None and value > maximum):
-        bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-        raise ValueError(f"{name} must be {bounds}, got {value}. {hint}".rstrip())
-    return value
-
-
-def check_real(value: object, name: str, minimum: float | None = None) -> float:
-    """``value`` as a finite float (at least ``minimum``): a TypeError for a non-number, a ValueError otherwise."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {value!r} of type {type(value).__name__}.")
-    value = float(value)
-    if not np.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}.")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
-    return value
-
-
-def check_choice(value: object, name: str, choices: Iterable[str]) -> str:
-    """``value`` if it is one of ``choices``, else a ValueError listing them."""
-    choices = list(choices)
-    if value not in choices:
-        raise ValueError(f"Unknown {name} {value!r}: use one of {choices}.")
-    return value  # type: ignore[return-value]
-
-
-def check_str(value: object, name: str) -> str:
-    """``value`` if it is a string, else a TypeError naming the argument."""
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a string (a key), got {value!r} of type {type(value).__name__}.")
-    return value
+__all__ = ["check_choice", "check_int", "check_real", "check_str"]  # re-exported for the tools
 
 
 def check_data(data: object, name: str = "mdata", mudata_only: bool = False) -> None:

@@ -1,0 +1,60 @@
+"""Argument checks shared by the whole package: each error names the argument and what it must be."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable
+
+import numpy as np
+
+
+def check_int(value: object, name: str, minimum: int, maximum: int | None = None, hint: str = "") -> int:
+    """``value`` as an int in ``[minimum, maximum]``: a TypeError for a non-integer, a ValueError out of range."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}.")
+    value = int(value)
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        raise ValueError(f"{name} must be {bounds}, got {value}. {hint}".rstrip())
+    return value
+
+
+def check_real(
+    value: object, name: str, minimum: float | None = None, maximum: float | None = None, strict: bool = False
+) -> float:
+    """``value`` as a finite float in ``[minimum, maximum]`` (above ``minimum`` when ``strict``).
+
+    A TypeError for a non-number, a ValueError otherwise.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r} of type {type(value).__name__}.")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}.")
+    if minimum is not None and (value < minimum or (strict and value == minimum)):
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {minimum}, got {value}.")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}.")
+    return value
+
+
+def check_choice(value: object, name: str, choices: Iterable[str]) -> str:
+    """``value`` if it is one of ``choices``, else a ValueError listing them."""
+    choices = list(choices)
+    if value not in choices:
+        raise ValueError(f"Unknown {name} {value!r}: use one of {choices}.")
+    return value  # type: ignore[return-value]
+
+
+def check_str(value: object, name: str) -> str:
+    """``value`` if it is a string, else a TypeError naming the argument."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string (a key), got {value!r} of type {type(value).__name__}.")
+    return value
+
+
+def check_bool(value: object, name: str) -> bool:
+    """``value`` if it is ``True`` or ``False``, else a TypeError naming the argument."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be True or False, got {value!r}.")
+    return bool(value)
