@@ -85,7 +85,7 @@ def run_job(
     mdata,
     out: Path,
     method: str = "indiseek",
-    lambda_: float = CITESEQ.lambda_,
+    lambda_: float | str = CITESEQ.lambda_,
     compare: bool = False,
     label_key: str = "celltype.l2",
     level1_key: str | None = "celltype.l1",
@@ -95,11 +95,15 @@ def run_job(
 
     Writes ``out/model/`` (the main method's model), ``out/result.h5mu`` (input, embeddings, theta, WNN
     weights), ``out/figures/*.png`` and returns the report (also written to ``out/report.json`` by the CLI).
-    Measurements need level-2 labels in ``mdata.obs[label_key]``; without them only training is done.
-    ``method``, ``lambda_`` and ``out`` are checked before anything is computed or written.
+    Measurements need level-2 labels in ``mdata.obs[label_key]``; without them only training is done. With
+    ``lambda_="auto"`` each method with a specific stage chooses its lambda without labels
+    (:meth:`~indiseek.IndiSeek.sweep_lambda`); the report gives the curve, the choice and its reason, and
+    ``figures/<method>_lambda_tradeoff.png`` draws them. ``method``, ``lambda_`` and ``out`` are checked before
+    anything is computed or written.
     """
     check_choice(method, "method", METHODS)
-    check_real(lambda_, "lambda_", minimum=0)
+    if lambda_ != "auto":
+        check_real(lambda_, "lambda_", minimum=0)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a directory: choose another output directory.")
     out.mkdir(parents=True, exist_ok=True)
@@ -117,9 +121,14 @@ def run_job(
         report["seconds"] = {}
     for m in methods:
         start = time.perf_counter()
-        model = train_method(mdata, m, lambda_, train_kwargs)
+        model = train_method(mdata, m, CITESEQ.lambda_ if m == "clip" else lambda_, train_kwargs)
         entry = {"train_seconds": {k: round(v, 2) for k, v in model.train_times_.items()},
                  "epochs": model.epochs_trained}  # fmt: skip
+        if model.lambda_choice_ is not None:
+            curve = tl.lambda_tradeoff(model.lambda_sweep_)
+            entry["lambda_choice"] = {**model.lambda_choice_, "curve": curve.reset_index().to_dict("list")}
+            pl.lambda_tradeoff(model, title=m, save=figures / f"{m}_lambda_tradeoff.png")
+            plt.close("all")
         if m != "clip":
             start_diag = time.perf_counter()
             entry["diagnostics"] = diagnose(mdata, model)
@@ -130,7 +139,14 @@ def run_job(
         report["methods"][m] = entry
         if m == method:
             model.save(out / "model", overwrite=True)
-            for key in ("spearman_theta_vs_wnn", "spearman_theta_vs_truth", "ari", "nmi", "diagnostics"):
+            for key in (
+                "spearman_theta_vs_wnn",
+                "spearman_theta_vs_truth",
+                "ari",
+                "nmi",
+                "diagnostics",
+                "lambda_choice",
+            ):
                 if key in entry:
                     report[key] = entry[key]
     if compare and labelled:

@@ -72,6 +72,10 @@ def _int_at_least(minimum: int, why: str = "") -> Callable[[str], int]:
     return parse
 
 
+def _lambda_or_auto(text: str) -> float | str:
+    return "auto" if text.strip().lower() == "auto" else _non_negative(text)
+
+
 def _lambda_list(text: str) -> list[float]:
     items = [x.strip() for x in text.split(",")]
     if not all(items):
@@ -121,7 +125,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=Path("indiseek_out"), help="Output directory.")
     run.add_argument("--method", default=CITESEQ.method, choices=METHODS)
     run.add_argument(
-        "--lambda", dest="lambda_", type=_non_negative, default=CITESEQ.lambda_, help="Weight of the capture term."
+        "--lambda",
+        dest="lambda_",
+        type=_lambda_or_auto,
+        default=CITESEQ.lambda_,
+        help="Weight of the capture term, or 'auto' to choose it without labels over 10^-3 .. 10^3.",
     )
     run.add_argument(
         "--max-epochs", type=_int_at_least(1), default=CITESEQ.max_epochs, help="Epochs of each training stage."

@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from indiseek.train import SharedTrainingPlan, SpecificTrainingPlan, check_optim
 
 from ._data import aligned_mudata, check_mudata
 from ._save import load_model, save_model
+from ._sweep import LAMBDA_GRID, check_lambdas, sweep, use
 from ._utils import non_finite
 
 logger = logging.getLogger(__name__)
@@ -69,6 +71,9 @@ class IndiSeek(BaseModelClass):
         Dimension of the specific features ``Z``.
     %(param_network)s
     %(param_lambda)s
+        ``"auto"``: :meth:`train` fits the shared stage once, then the specific stages over the paper's grid
+        10^-3 .. 10^3 (:meth:`sweep_lambda`), and keeps the lambda :func:`~indiseek.tl.select_lambda` chooses
+        without labels.
     temperature
         CLIP temperature of the shared stage (initial value when learned).
     learn_temperature
@@ -96,7 +101,7 @@ class IndiSeek(BaseModelClass):
         n_specific: int = CITESEQ.n_specific,
         n_hidden: int = CITESEQ.n_hidden,
         n_layers: int = CITESEQ.n_layers,
-        lambda_: float = CITESEQ.lambda_,
+        lambda_: float | str = CITESEQ.lambda_,
         temperature: float = CITESEQ.temperature,
         learn_temperature: bool = CITESEQ.learn_temperature,
         capture_temperature: float = CITESEQ.capture_temperature,
@@ -115,7 +120,13 @@ class IndiSeek(BaseModelClass):
         params = dict(self.init_params_["non_kwargs"])
         params["method"] = method = method.lower() if isinstance(method, str) else method
         get_objective(method)
-        check_real(lambda_, "lambda_", minimum=0)
+        self.lambda_auto = lambda_ == "auto"
+        if self.lambda_auto:
+            if method == "clip":
+                raise ValueError("method='clip' has no specific stage, hence no lambda to choose.")
+            params["lambda_"] = CITESEQ.lambda_  # the stages' weight until the sweep chooses one
+        else:
+            check_real(lambda_, "lambda_", minimum=0)
         check_real(temperature, "temperature", minimum=0, strict=True)
         check_real(capture_temperature, "capture_temperature", minimum=0, strict=True)
         check_bool(learn_temperature, "learn_temperature")
@@ -130,6 +141,9 @@ class IndiSeek(BaseModelClass):
         self.var_names_ = {"rna": list(mdata[rna].var_names), "protein": list(mdata[protein].var_names)}
         self.module: IndiSeekModule | None = None
         self.train_times_: dict[str, float] = {}
+        self.lambda_states_: dict[float, dict[str, torch.Tensor]] = {}
+        self.lambda_sweep_: pd.DataFrame | None = None
+        self.lambda_choice_: dict | None = None
         self._model_summary_string = (
             f"IndiSeek model (method={method!r}, n_shared={n_shared}, n_specific={n_specific}, lambda_={lambda_}), "
             f"{len(self.var_names_['rna'])} genes, {len(self.var_names_['protein'])} proteins"
@@ -319,7 +333,7 @@ class IndiSeek(BaseModelClass):
             }
             callbacks = trainer_kwargs.pop("callbacks", None) or []
             plans = {"shared": SharedTrainingPlan(self.module, **plan_kwargs)}
-            if self.module.specific is not None:
+            if self.module.specific is not None and not self.lambda_auto:
                 plans["specific"] = SpecificTrainingPlan(
                     self.module, estimator_lr=estimator_lr, n_estimator_steps=n_estimator_steps, **plan_kwargs
                 )
@@ -327,18 +341,10 @@ class IndiSeek(BaseModelClass):
             for stage, plan in plans.items():
                 if resume_stage == "specific" and stage == "shared":
                     continue  # the checkpoint holds the trained shared stage
-                start = time.perf_counter()
-                self.module.train()
-                runner = TrainRunner(
-                    self, training_plan=plan, data_splitter=splitter, max_epochs=max_epochs, accelerator=accelerator,
-                    devices=devices, ckpt_path=ckpt_path if stage == resume_stage else None,
-                    **{**trainer_kwargs, "callbacks": list(callbacks)},  # scvi-tools' Trainer appends to the list
+                history |= self._run_stage(
+                    stage, plan, splitter, max_epochs, accelerator, devices, {**trainer_kwargs, "callbacks": callbacks},
+                    ckpt_path=ckpt_path if stage == resume_stage else None,
                 )  # fmt: skip
-                runner()
-                self.train_times_[stage] = time.perf_counter() - start
-                for name, frame in (self.history_ or {}).items():  # scvi-tools' form, names prefixed by the stage
-                    history[f"{stage}_{name}"] = frame.astype(float).add_prefix(f"{stage}_")
-                self.is_trained_, self.history_ = False, None
             self.module.eval()
             self._fit_embedding_scale(splitter.train_idx, batch_size)
             bad = non_finite(self.module.state_dict())
@@ -349,6 +355,31 @@ class IndiSeek(BaseModelClass):
                 )
             self.history_ = history
             self.is_trained_ = True
+            if self.lambda_auto:
+                self.sweep_lambda(
+                    LAMBDA_GRID, max_epochs=max_epochs, batch_size=batch_size, train_size=train_size, lr=lr,
+                    n_estimator_steps=n_estimator_steps, seed=scvi.settings.seed, accelerator=accelerator,
+                    devices=devices, **trainer_kwargs,
+                )  # fmt: skip
+                self.history_ = history
+
+    def _run_stage(
+        self, stage: str, plan, splitter: DataSplitter, max_epochs: int, accelerator, devices, trainer_kwargs: dict,
+        ckpt_path=None,
+    ) -> dict[str, pd.DataFrame]:  # fmt: skip
+        """Train one stage under scvi-tools' ``TrainRunner``; its history in scvi-tools' form, prefixed by the stage."""
+        start = time.perf_counter()
+        self.module.train()
+        callbacks = list(trainer_kwargs.get("callbacks") or [])  # scvi-tools' Trainer appends to the list
+        runner = TrainRunner(
+            self, training_plan=plan, data_splitter=splitter, max_epochs=max_epochs, accelerator=accelerator,
+            devices=devices, ckpt_path=ckpt_path, **{**trainer_kwargs, "callbacks": callbacks},
+        )  # fmt: skip
+        runner()
+        self.train_times_[stage] = time.perf_counter() - start
+        history = {f"{stage}_{k}": v.astype(float).add_prefix(f"{stage}_") for k, v in (self.history_ or {}).items()}
+        self.is_trained_, self.history_ = False, None
+        return history
 
     @contextlib.contextmanager
     def _unchanged_on_failure(self):
@@ -393,6 +424,87 @@ class IndiSeek(BaseModelClass):
             for name, value in arrays.items():
                 getattr(module.inputs[modality], name).copy_(torch.as_tensor(value))
         return module
+
+    def sweep_lambda(
+        self,
+        lambdas: Sequence[float] = LAMBDA_GRID,
+        max_epochs: int = CITESEQ.max_epochs,
+        warm_start: bool = True,
+        batch_size: int = CITESEQ.batch_size,
+        train_size: float = CITESEQ.train_size,
+        lr: float = CITESEQ.lr,
+        n_estimator_steps: int = CITESEQ.n_estimator_steps,
+        seed: int = 0,
+        accelerator: str = "auto",
+        devices: int | list[int] | str = "auto",
+        **trainer_kwargs,
+    ) -> pd.DataFrame:
+        """Fit the specific stages at each lambda on the trained shared stage and measure the trade-off without labels.
+
+        The shared stage does not depend on lambda: it is kept, and only the specific stages are fitted, for each
+        lambda in increasing order, each starting from the previous one's networks (``warm_start``, a path of
+        solutions) or afresh. After each fit, on held-out cells (:func:`~indiseek.tl.independence`,
+        :func:`~indiseek.tl.completeness`): the leak, R^2 of C_{3-i} predicted from Z_i, with its permutation
+        p-value, and the completeness, R^2 of X_i from (Z_i, C_i) and from C_i alone. The model then uses the lambda
+        :func:`~indiseek.tl.select_lambda` chooses (``model.lambda_choice_`` holds it and the reason); every fitted
+        lambda stays available through :meth:`use_lambda` until the next sweep (only the one in use is saved).
+
+        Parameters
+        ----------
+        lambdas
+            The grid (default: the paper's, 10^-3 .. 10^3).
+        max_epochs
+            Epochs of each fit (no early stopping: every lambda gets the same budget).
+        warm_start
+            Start each fit from the previous lambda's networks.
+        batch_size, train_size, lr, n_estimator_steps, seed, accelerator, devices, **trainer_kwargs
+            As in :meth:`train`.
+
+        Returns
+        -------
+        One row per lambda (the index): ``independence_r2_<modality>``, ``independence_p_value_<modality>``,
+        ``completeness_r2_joint_<modality>``, ``completeness_r2_shared_<modality>`` and ``seconds``; also
+        ``model.lambda_sweep_``. :func:`~indiseek.tl.lambda_tradeoff` and :func:`~indiseek.pl.lambda_tradeoff`
+        summarise and draw it.
+        """
+        self._check_if_trained(warn=False)
+        if self.module.specific is None:
+            raise ValueError("method='clip' has no specific stage, hence no lambda to sweep.")
+        lambdas = check_lambdas(lambdas)
+        check_int(max_epochs, "max_epochs", 1)
+        check_int(batch_size, "batch_size", 2, hint="The contrastive loss compares each cell with the others.")
+        check_real(train_size, "train_size", minimum=0, strict=True)
+        check_real(train_size, "train_size", maximum=1)
+        check_real(lr, "lr", minimum=0, strict=True)
+        check_int(n_estimator_steps, "n_estimator_steps", 1)
+        check_int(seed, "seed", 0)
+        check_bool(warm_start, "warm_start")
+        state = {k: v.clone() for k, v in self.module.state_dict().items()}
+        lambdas_before = {m: stage.lambda_ for m, stage in self.module.specific.items()}
+        saved = (self.lambda_states_, self.lambda_sweep_, self.lambda_choice_, self.train_times_, self.history_)
+        try:
+            return sweep(self, lambdas, max_epochs, warm_start, batch_size, train_size, lr, n_estimator_steps, seed,
+                         accelerator, devices, trainer_kwargs)  # fmt: skip
+        except BaseException:  # a sweep that does not finish leaves the networks as they were
+            self.module.load_state_dict(state)
+            for m, value in lambdas_before.items():
+                self.module.specific[m].lambda_ = value
+            self.lambda_states_, self.lambda_sweep_, self.lambda_choice_, self.train_times_, self.history_ = saved
+            self.is_trained_ = True
+            raise
+        finally:
+            self.history_ = saved[-1]
+
+    def use_lambda(self, lambda_: float) -> None:
+        """Use the specific stages fitted at ``lambda_`` by the last :meth:`sweep_lambda` (embeddings, saves)."""
+        use(self, lambda_)
+
+    @property
+    def lambda_in_use(self) -> float | None:
+        """The capture weight of the specific stages in use (``None`` for CLIP or before training)."""
+        if self.module is None or self.module.specific is None:
+            return None
+        return float(self.module.specific["rna"].lambda_)
 
     @property
     def epochs_trained(self) -> dict[str, int]:

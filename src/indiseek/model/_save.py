@@ -19,6 +19,7 @@ import torch
 from mudata import MuData, read_h5mu
 from safetensors.torch import load_file, save_file
 
+from ._sweep import set_lambda
 from ._utils import non_finite
 
 if TYPE_CHECKING:
@@ -92,6 +93,9 @@ def save_model(model: IndiSeek, dir_path: str | Path, overwrite: bool = False, s
         "train_times": model.train_times_,
         "history": {k: v.reset_index().to_dict(orient="list") for k, v in (model.history_ or {}).items()},
         "tensors": {k: _digest(v) for k, v in tensors.items()},
+        "lambda_in_use": model.lambda_in_use,
+        "lambda_sweep": None if model.lambda_sweep_ is None else model.lambda_sweep_.reset_index().to_dict("list"),
+        "lambda_choice": model.lambda_choice_,
     }
     info["checksum"] = _checksum(info)
     created = not dest.exists()
@@ -182,6 +186,11 @@ def load_model(cls, dir_path: str | Path, mdata: MuData | None, device: torch.de
     model.var_names_ = info["var_names"]  # the features the networks expect; queries are matched by name
     model.module = IndiSeekModule(**info["shapes"], **model._module_kwargs)
     model.module.load_state_dict(tensors)
+    if info.get("lambda_in_use") is not None:
+        set_lambda(model.module, info["lambda_in_use"])
+    if info.get("lambda_sweep") is not None:
+        model.lambda_sweep_ = pd.DataFrame(info["lambda_sweep"]).set_index("lambda")
+    model.lambda_choice_ = info.get("lambda_choice")
     model.module.to(device).eval()
     model.train_times_ = info.get("train_times", {})
     model.history_ = {k: pd.DataFrame(v).set_index("epoch") for k, v in info.get("history", {}).items()}

@@ -8,6 +8,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -128,3 +129,73 @@ def diagnostics(
     if title:
         fig.suptitle(title)
     return finish(fig, axes, save)
+
+
+def lambda_tradeoff(
+    data: Any,
+    chosen: float | None = None,
+    ax: Axes | None = None,
+    figsize: tuple[float, float] = (4.4, 3.4),
+    title: str | None = None,
+    save: str | Path | None = None,
+) -> Figure | Axes:
+    """Completeness (blue) and leak (orange) against lambda, from a sweep, with the chosen lambda marked.
+
+    Completeness is the held-out R^2 of X_i from (Z_i, C_i), the leak the held-out R^2 of C_{3-i} from Z_i, each
+    averaged over the modalities (:func:`~indiseek.tl.lambda_tradeoff`); the grey line is their difference, which
+    :func:`~indiseek.tl.select_lambda` maximises.
+
+    Parameters
+    ----------
+    data
+        A model after :meth:`~indiseek.IndiSeek.sweep_lambda` (or trained with ``lambda_="auto"``), the table the
+        sweep returns, or :func:`~indiseek.tl.lambda_tradeoff`'s result (e.g. read back from a JSON report).
+    chosen
+        Lambda to mark; default: the model's choice, else the one :func:`~indiseek.tl.select_lambda`'s rule makes.
+    ax
+        Axes to draw into; a new figure otherwise.
+    figsize
+        Size of a new figure.
+    title
+        Axes title.
+    save
+        File to write the figure to (format from the suffix).
+
+    Returns
+    -------
+    The figure, or ``ax`` when given.
+    """
+    from indiseek.tl import lambda_tradeoff as tradeoff
+
+    table = getattr(data, "lambda_sweep_", data)
+    if table is None:
+        raise ValueError("The model has no lambda sweep: call model.sweep_lambda() or train with lambda_='auto'.")
+    if isinstance(table, Mapping):
+        table = pd.DataFrame(table)
+        table = table.set_index("lambda") if "lambda" in table.columns else table
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"data must be a model, a sweep table or a trade-off table, got {type(data).__name__}.")
+    curve = table if {"completeness", "leak"} <= set(table.columns) else tradeoff(table)
+    curve = curve.sort_index()
+    if chosen is None:
+        choice = getattr(data, "lambda_choice_", None)  # else select_lambda's rule on the curve
+        chosen = choice["lambda"] if choice else float((curve["completeness"] - curve["leak"]).idxmax())
+    if ax is None:
+        fig, ax_ = plt.subplots(figsize=figsize)
+    else:
+        fig, ax_ = ax.figure, ax
+    lambdas = curve.index.to_numpy(dtype=float)
+    ax_.plot(lambdas, curve["completeness"], "o-", color=_COMPLETENESS_COLOR, label="completeness: X from (Z, C)")
+    ax_.plot(lambdas, curve["leak"], "o-", color=_INDEPENDENCE_COLOR, label="leak: C_other from Z")
+    ax_.plot(lambdas, curve["completeness"] - curve["leak"], ":", color="grey", label="completeness - leak")
+    if chosen is not None:
+        ax_.axvline(chosen, color="black", linewidth=0.8, linestyle="--")
+        ax_.annotate(f"chosen: {chosen:g}", (chosen, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -12),
+                     textcoords="offset points", fontsize="x-small")  # fmt: skip
+    ax_.set_xscale("log")
+    ax_.set_xlabel("lambda")
+    ax_.set_ylabel("held-out $R^2$ (mean over modalities)")
+    ax_.legend(fontsize="x-small", loc="best")
+    if title:
+        ax_.set_title(title)
+    return finish(fig, ax, save)

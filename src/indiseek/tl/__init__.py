@@ -2,6 +2,7 @@
 
 from ._diagnostics import completeness, diagnostics, independence
 from ._importance import masking_importance
+from ._lambda import lambda_tradeoff, select_lambda
 from ._metrics import cluster_metrics, rank_correlation
 from ._theta import theta_scores
 from ._wnn import wnn_weights
@@ -9,4 +10,5 @@ from ._wnn import wnn_weights
 __all__: list[str] = []
 __all__ += ["completeness", "diagnostics", "independence"]
 __all__ += ["masking_importance"]
+__all__ += ["lambda_tradeoff", "select_lambda"]
 __all__ += ["cluster_metrics", "rank_correlation", "theta_scores", "wnn_weights"]

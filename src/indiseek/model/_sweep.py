@@ -1,0 +1,126 @@
+"""The specific stages over a grid of lambda, one shared stage: the label-free trade-off and its choice."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import scvi
+import torch
+from scvi.dataloaders import DataSplitter
+
+from indiseek._checks import check_real
+from indiseek._keys import MODALITIES
+from indiseek.tl import completeness, independence, select_lambda
+from indiseek.train import SpecificTrainingPlan
+
+from ._utils import non_finite
+
+if TYPE_CHECKING:
+    from ._indiseek import IndiSeek
+
+#: The paper's sweep, 10^-3 .. 10^3.
+LAMBDA_GRID = tuple(10.0**j for j in range(-3, 4))
+_OTHER = {"rna": "protein", "protein": "rna"}
+
+
+def _specific_state(module) -> dict[str, torch.Tensor]:
+    """The tensors that depend on lambda: the specific networks and the specific blocks' centres and scales."""
+    keep = ("specific.", "center_specific_", "scale_specific_")
+    return {k: v.detach().clone() for k, v in module.state_dict().items() if k.startswith(keep)}
+
+
+def set_lambda(module, lambda_: float) -> None:
+    """Set the capture weight of both specific stages."""
+    for stage in module.specific.values():
+        stage.lambda_ = float(lambda_)
+
+
+def _reset(module) -> None:
+    for layer in module.specific.modules():
+        if hasattr(layer, "reset_parameters"):
+            layer.reset_parameters()
+
+
+def check_lambdas(lambdas: Sequence[float]) -> list[float]:
+    """Sorted, distinct, positive and finite lambdas (at least one)."""
+    if isinstance(lambdas, str) or not isinstance(lambdas, Sequence | np.ndarray) or len(lambdas) == 0:
+        raise TypeError(f"lambdas must be a non-empty sequence of numbers, e.g. {list(LAMBDA_GRID)}, got {lambdas!r}.")
+    return sorted({check_real(v, "lambdas", minimum=0, strict=True) for v in lambdas})
+
+
+def sweep(
+    model: IndiSeek,
+    lambdas: Sequence[float],
+    max_epochs: int,
+    warm_start: bool,
+    batch_size: int,
+    train_size: float,
+    lr: float,
+    n_estimator_steps: int,
+    seed: int,
+    accelerator,
+    devices,
+    trainer_kwargs: dict,
+) -> pd.DataFrame:
+    """Fit the specific stages for each lambda on the trained shared stage; see :meth:`IndiSeek.sweep_lambda`."""
+    module = model.module
+    scvi.settings.seed = seed
+    splitter = DataSplitter(model.adata_manager, train_size=train_size, batch_size=batch_size, drop_last=True)
+    splitter.setup()
+    if splitter.n_train < batch_size:
+        raise ValueError(
+            f"Only {splitter.n_train} training cells for a batch of {batch_size}: pass a smaller batch_size."
+        )
+    inputs = {m: model.get_prepared_inputs(modality=m) for m in MODALITIES}
+    trainer_kwargs = {"early_stopping": False, "check_val_every_n_epoch": None, **trainer_kwargs}
+    rows, states = [], {}
+    for i, lambda_ in enumerate(lambdas):
+        start = time.perf_counter()
+        set_lambda(module, lambda_)
+        if i == 0 or not warm_start:
+            _reset(module)
+        plan = SpecificTrainingPlan(module, n_estimator_steps=n_estimator_steps, lr=lr)
+        model.is_trained_ = False
+        model._run_stage("specific", plan, splitter, max_epochs, accelerator, devices, trainer_kwargs)
+        module.eval()
+        model._fit_embedding_scale(splitter.train_idx, batch_size)
+        bad = non_finite(module.state_dict())
+        if bad:
+            raise FloatingPointError(f"lambda={lambda_:g} left NaN or infinite values in {bad[0]}: try a smaller lr.")
+        model.is_trained_ = True
+        emb = model._embed(None, 4096)
+        row: dict[str, float] = {"lambda": lambda_}
+        for m in MODALITIES:
+            z, c, c_other = emb[(m, "specific")], emb[(m, "shared")], emb[(_OTHER[m], "shared")]
+            ind = independence(model.adata, z, c_other, seed=seed)
+            comp = completeness(model.adata, inputs[m], z, c, seed=seed)
+            row |= {
+                f"independence_r2_{m}": ind["r2"],
+                f"independence_p_value_{m}": ind["p_value"],
+                f"completeness_r2_joint_{m}": comp["r2_joint"],
+                f"completeness_r2_shared_{m}": comp["r2_shared"],
+            }
+        row["seconds"] = time.perf_counter() - start
+        rows.append(row)
+        states[lambda_] = _specific_state(module)
+    table = pd.DataFrame(rows).set_index("lambda")
+    chosen, reason = select_lambda(table)
+    model.lambda_states_ = states
+    model.lambda_sweep_ = table
+    model.lambda_choice_ = {"lambda": chosen, "reason": reason}
+    use(model, chosen)
+    return table
+
+
+def use(model: IndiSeek, lambda_: float) -> None:
+    """Load the specific stages fitted at ``lambda_`` by the last sweep."""
+    states = getattr(model, "lambda_states_", None) or {}
+    match = [v for v in states if np.isclose(v, lambda_)]
+    if not match:
+        raise KeyError(f"No specific stage was fitted at lambda={lambda_!r}; the sweep fitted {sorted(states)}.")
+    model.module.load_state_dict(states[match[0]], strict=False)
+    set_lambda(model.module, match[0])

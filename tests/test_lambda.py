@@ -1,0 +1,128 @@
+"""Lambda chosen without labels: one shared stage, the specific stages over a grid, a documented rule."""
+
+import json
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+import indiseek
+from indiseek import IndiSeek
+from indiseek.cli import main
+
+TINY = {"n_shared": 4, "n_specific": 4, "n_hidden": 8, "n_layers": 2, "n_pcs": 10}
+FIT = {"max_epochs": 2, "batch_size": 64, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def swept(small_mdata):
+    mdata = small_mdata.copy()
+    IndiSeek.setup_mudata(mdata)
+    model = IndiSeek(mdata, **TINY)
+    model.train(**FIT, enable_progress_bar=False)
+    table = model.sweep_lambda([1000, 0.1, 10], **FIT, enable_progress_bar=False)
+    return model, table
+
+
+def test_sweep_returns_one_row_per_lambda(swept):
+    model, table = swept
+    assert list(table.index) == [0.1, 10, 1000]
+    for m in ("rna", "protein"):
+        assert table[f"independence_r2_{m}"].between(-1, 1).all()
+        assert table[f"independence_p_value_{m}"].between(0, 1).all()
+        assert (table[f"completeness_r2_joint_{m}"] <= 1).all()
+    chosen, reason = indiseek.tl.select_lambda(table)
+    assert model.lambda_choice_ == {"lambda": chosen, "reason": reason}
+    assert model.lambda_in_use == chosen and f"lambda={chosen:g}" in reason
+
+
+def test_every_fitted_lambda_stays_available(swept):
+    model, _ = swept
+    chosen = model.lambda_in_use
+    try:
+        model.use_lambda(0.1)
+        low = model.get_latent_representation(kind="specific")
+        model.use_lambda(1000)
+        high = model.get_latent_representation(kind="specific")
+        assert model.lambda_in_use == 1000 and not np.allclose(low, high)
+        model.use_lambda(0.1)
+        np.testing.assert_array_equal(model.get_latent_representation(kind="specific"), low)
+        with pytest.raises(KeyError, match="fitted"):
+            model.use_lambda(5.0)
+    finally:
+        model.use_lambda(chosen)
+
+
+def test_rule_takes_most_completeness_net_of_leak():
+    table = pd.DataFrame(
+        {
+            "lambda": [0.1, 1.0, 10.0, 100.0],
+            "completeness_r2_joint_rna": [0.40, 0.55, 0.70, 0.75],
+            "completeness_r2_joint_protein": [0.50, 0.60, 0.72, 0.78],
+            "independence_r2_rna": [0.00, 0.02, 0.05, 0.30],
+            "independence_r2_protein": [0.01, 0.03, 0.07, 0.25],
+        }
+    ).set_index("lambda")
+    chosen, reason = indiseek.tl.select_lambda(table)
+    assert chosen == 10.0  # (0.71 - 0.06) = 0.65 beats 0.555 at 1 and 0.49 at 100
+    assert "0.650" in reason and "next best lambda=1" in reason
+    curve = indiseek.tl.lambda_tradeoff(table)
+    np.testing.assert_allclose(curve["score"], [0.445, 0.55, 0.65, 0.49])
+    with pytest.raises(KeyError, match="independence_r2_rna"):
+        indiseek.tl.select_lambda(table.drop(columns="independence_r2_rna"))
+
+
+def test_failed_sweep_changes_nothing(swept):
+    model, table = swept
+    before = model.get_latent_representation()
+    with pytest.raises(FloatingPointError):
+        model.sweep_lambda([1.0], **{**FIT, "lr": 1e30}, enable_progress_bar=False)
+    np.testing.assert_array_equal(model.get_latent_representation(), before)
+    assert model.lambda_sweep_ is table
+
+
+BAD_SWEEPS = [({"lambdas": []}, "lambdas"), ({"lambdas": [0.0]}, "lambdas"), ({"max_epochs": 0}, "max_epochs"),
+              ({"warm_start": "yes"}, "warm_start")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kwargs", "name"), BAD_SWEEPS)
+def test_bad_sweep_arguments(swept, kwargs, name):
+    model, _ = swept
+    with pytest.raises((ValueError, TypeError), match=name):
+        model.sweep_lambda(**{"lambdas": [1.0], **kwargs})
+
+
+def test_auto_lambda_trains_saves_and_loads(small_mdata, tmp_path):
+    mdata = small_mdata.copy()
+    IndiSeek.setup_mudata(mdata)
+    model = IndiSeek(mdata, lambda_="auto", **TINY)
+    model.train(**{**FIT, "max_epochs": 1}, enable_progress_bar=False)
+    assert len(model.lambda_sweep_) == 7 and model.lambda_in_use == model.lambda_choice_["lambda"]
+    assert set(model.history_) == {"shared_train_loss", "shared_validation_loss"}
+    z = model.get_latent_representation()
+    model.save(tmp_path / "m")
+    loaded = IndiSeek.load(tmp_path / "m", mdata)
+    assert loaded.lambda_in_use == model.lambda_in_use and loaded.lambda_choice_ == model.lambda_choice_
+    pd.testing.assert_frame_equal(loaded.lambda_sweep_, model.lambda_sweep_)
+    np.testing.assert_array_equal(loaded.get_latent_representation(), z)
+    fig = indiseek.pl.lambda_tradeoff(loaded)
+    assert fig.axes[0].get_xscale() == "log"
+    plt.close(fig)
+
+
+def test_clip_has_no_lambda_to_choose(small_mdata):
+    mdata = small_mdata.copy()
+    IndiSeek.setup_mudata(mdata)
+    with pytest.raises(ValueError, match="no specific stage"):
+        IndiSeek(mdata, method="clip", lambda_="auto", **TINY)
+
+
+def test_run_with_auto_lambda_reports_the_choice(tmp_path):
+    out = tmp_path / "out"
+    main(["run", "--n-cells", "300", "--max-epochs", "1", "--lambda", "auto", "--out", str(out), "--quiet"])
+    report = json.loads((out / "report.json").read_text())
+    choice = report["lambda_choice"]
+    assert report["lambda"] == "auto" and choice["lambda"] in choice["curve"]["lambda"]
+    assert len(choice["curve"]["lambda"]) == 7 and "net of leak" in choice["reason"]
+    assert (out / "figures" / "indiseek_lambda_tradeoff.png").is_file()
