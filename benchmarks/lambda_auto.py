@@ -77,6 +77,7 @@ def main() -> None:
         "chosen_lambda": chosen,
         "reason": model.lambda_choice_["reason"],
         "tradeoff": indiseek.tl.lambda_tradeoff(model.lambda_sweep_).round(4).reset_index().to_dict("list"),
+        "sweep": model.lambda_sweep_.round(4).reset_index().to_dict("list"),
         "per_lambda": {f"{k:g}": v for k, v in per_lambda.items()},
         "rho_reference": "truth" if truth is not None else "mean WNN RNA weight",
     }

@@ -319,6 +319,7 @@ class IndiSeek(BaseModelClass):
                 f"Only {splitter.n_train} training cells for a batch of {batch_size}: pass a smaller batch_size "
                 f"(at most {splitter.n_train}) or more cells."
             )
+        sweep_kwargs = dict(trainer_kwargs)
         with self._unchanged_on_failure():
             start = time.perf_counter()
             self.module = self._build_module(splitter.train_idx)
@@ -359,9 +360,8 @@ class IndiSeek(BaseModelClass):
                 self.sweep_lambda(
                     LAMBDA_GRID, max_epochs=max_epochs, batch_size=batch_size, train_size=train_size, lr=lr,
                     n_estimator_steps=n_estimator_steps, seed=scvi.settings.seed, accelerator=accelerator,
-                    devices=devices, **trainer_kwargs,
+                    devices=devices, **sweep_kwargs,
                 )  # fmt: skip
-                self.history_ = history
 
     def _run_stage(
         self, stage: str, plan, splitter: DataSplitter, max_epochs: int, accelerator, devices, trainer_kwargs: dict,

@@ -76,7 +76,7 @@ def sweep(
             f"Only {splitter.n_train} training cells for a batch of {batch_size}: pass a smaller batch_size."
         )
     inputs = {m: model.get_prepared_inputs(modality=m) for m in MODALITIES}
-    trainer_kwargs = {"early_stopping": False, "check_val_every_n_epoch": None, **trainer_kwargs}
+    trainer_kwargs = {**trainer_kwargs, "early_stopping": False, "check_val_every_n_epoch": None}  # equal budgets
     rows, states = [], {}
     for i, lambda_ in enumerate(lambdas):
         start = time.perf_counter()

@@ -15,25 +15,25 @@ def lambda_tradeoff(table: pd.DataFrame) -> pd.DataFrame:
     ----------
     table
         One row per lambda (the index) with ``completeness_r2_joint_<modality>`` and ``independence_r2_<modality>``
-        columns, as :meth:`indiseek.IndiSeek.sweep_lambda` returns it.
+        columns, as :meth:`indiseek.IndiSeek.sweep_lambda` returns it (any modality names: one suffices).
 
     Returns
     -------
-    Columns ``completeness`` (held-out R^2 of X_i from (Z_i, C_i)), ``leak`` (held-out R^2 of C_{3-i} from Z_i) and
-    ``score`` (``completeness - leak``), indexed by lambda.
+    Columns ``completeness`` (held-out R^2 of X_i from (Z_i, C_i)), ``leak`` (held-out R^2 of C_{3-i} from Z_i; a
+    negative R^2, worse than predicting the mean, counts as no leak) and ``score`` (``completeness - leak``), indexed
+    by lambda.
     """
     if not isinstance(table, pd.DataFrame) or table.empty:
         raise TypeError("table must be a non-empty DataFrame from IndiSeek.sweep_lambda.")
-    needed = [
-        f"{kind}_r2{part}_{m}" for kind, part in (("completeness", "_joint"), ("independence", "")) for m in MODALITIES
-    ]
-    missing = [c for c in needed if c not in table.columns]
+    joint, leak = "completeness_r2_joint_", "independence_r2_"
+    modalities = [c[len(joint) :] for c in table.columns if c.startswith(joint)] or list(MODALITIES)
+    missing = [c for m in modalities for c in (joint + m, leak + m) if c not in table.columns]
     if missing:
         raise KeyError(f"table lacks the columns {missing}: pass the DataFrame IndiSeek.sweep_lambda returns.")
     out = pd.DataFrame(
         {
-            "completeness": table[[f"completeness_r2_joint_{m}" for m in MODALITIES]].mean(axis=1),
-            "leak": table[[f"independence_r2_{m}" for m in MODALITIES]].mean(axis=1),
+            "completeness": table[[joint + m for m in modalities]].mean(axis=1),
+            "leak": table[[leak + m for m in modalities]].clip(lower=0).mean(axis=1),
         }
     )
     out["score"] = out["completeness"] - out["leak"]
@@ -68,8 +68,8 @@ def select_lambda(table: pd.DataFrame) -> tuple[float, str]:
     runner_up = others["score"].idxmax() if len(others) and np.isfinite(others["score"]).any() else None
     reason = (
         f"lambda={best:g} has the largest completeness net of leak: held-out R^2 {row['completeness']:.3f} of X_i "
-        f"from (Z_i, C_i) minus {row['leak']:.3f} of C_(3-i) from Z_i = {row['score']:.3f}, averaged over RNA and "
-        "protein"
+        f"from (Z_i, C_i) minus {row['leak']:.3f} of C_(3-i) from Z_i = {row['score']:.3f}, averaged over the "
+        "modalities"
     )
     if runner_up is not None:
         reason += f"; next best lambda={runner_up:g} ({others.loc[runner_up, 'score']:.3f})"
