@@ -54,23 +54,27 @@ def test_every_fitted_lambda_stays_available(swept):
         model.use_lambda(chosen)
 
 
-def test_rule_takes_most_completeness_net_of_leak():
+def test_rule_keeps_most_completeness_at_least_leak():
     table = pd.DataFrame(
         {
             "lambda": [0.1, 1.0, 10.0, 100.0],
             "completeness_r2_joint_rna": [0.40, 0.55, 0.70, 0.75],
             "completeness_r2_joint_protein": [0.50, 0.60, 0.72, 0.78],
-            "independence_r2_rna": [0.00, 0.02, 0.05, 0.30],
+            "independence_r2_rna": [-0.02, 0.02, 0.05, 0.30],
             "independence_r2_protein": [0.01, 0.03, 0.07, 0.25],
         }
     ).set_index("lambda")
+    # mean completeness 0.45, 0.575, 0.71, 0.765: gains 0, 0.40, 0.83, 1 of the grid's 0.315
     chosen, reason = indiseek.tl.select_lambda(table)
-    assert chosen == 10.0  # (0.71 - 0.06) = 0.65 beats 0.555 at 1 and 0.49 at 100
-    assert "0.650" in reason and "next best lambda=1" in reason
+    assert chosen == 100.0 and "0.765 (smallest lambda 0.450, best 0.765)" in reason
+    assert indiseek.tl.select_lambda(table, keep=0.8)[0] == 10.0
     curve = indiseek.tl.lambda_tradeoff(table)
-    np.testing.assert_allclose(curve["score"], [0.445, 0.55, 0.65, 0.49])
+    np.testing.assert_allclose(curve["leak"], [0.005, 0.025, 0.06, 0.275])  # a negative R^2 is no leak
+    assert indiseek.tl.select_lambda(curve)[0] == 100.0  # the curve alone is enough
     with pytest.raises(KeyError, match="independence_r2_rna"):
         indiseek.tl.select_lambda(table.drop(columns="independence_r2_rna"))
+    with pytest.raises(ValueError, match="keep"):
+        indiseek.tl.select_lambda(table, keep=0)
 
 
 def test_failed_sweep_changes_nothing(swept):
@@ -83,7 +87,7 @@ def test_failed_sweep_changes_nothing(swept):
 
 
 BAD_SWEEPS = [({"lambdas": []}, "lambdas"), ({"lambdas": [0.0]}, "lambdas"), ({"max_epochs": 0}, "max_epochs"),
-              ({"warm_start": "yes"}, "warm_start")]  # fmt: skip
+              ({"lambdas": "1"}, "lambdas")]  # fmt: skip
 
 
 @pytest.mark.parametrize(("kwargs", "name"), BAD_SWEEPS)
@@ -124,5 +128,5 @@ def test_run_with_auto_lambda_reports_the_choice(tmp_path):
     report = json.loads((out / "report.json").read_text())
     choice = report["lambda_choice"]
     assert report["lambda"] == "auto" and choice["lambda"] in choice["curve"]["lambda"]
-    assert len(choice["curve"]["lambda"]) == 7 and "net of leak" in choice["reason"]
+    assert len(choice["curve"]["lambda"]) == 7 and "completeness gain" in choice["reason"]
     assert (out / "figures" / "indiseek_lambda_tradeoff.png").is_file()

@@ -429,7 +429,6 @@ class IndiSeek(BaseModelClass):
         self,
         lambdas: Sequence[float] = LAMBDA_GRID,
         max_epochs: int = CITESEQ.max_epochs,
-        warm_start: bool = True,
         batch_size: int = CITESEQ.batch_size,
         train_size: float = CITESEQ.train_size,
         lr: float = CITESEQ.lr,
@@ -442,10 +441,10 @@ class IndiSeek(BaseModelClass):
         """Fit the specific stages at each lambda on the trained shared stage and measure the trade-off without labels.
 
         The shared stage does not depend on lambda: it is kept, and only the specific stages are fitted, for each
-        lambda in increasing order, each starting from the previous one's networks (``warm_start``, a path of
-        solutions) or afresh. After each fit, on held-out cells (:func:`~indiseek.tl.independence`,
-        :func:`~indiseek.tl.completeness`): the leak, R^2 of C_{3-i} predicted from Z_i, with its permutation
-        p-value, and the completeness, R^2 of X_i from (Z_i, C_i) and from C_i alone. The model then uses the lambda
+        lambda from a fresh (seeded) initialisation, so each fit is the one :meth:`train` would make at that lambda.
+        After each fit, on held-out cells (:func:`~indiseek.tl.independence`, :func:`~indiseek.tl.completeness`):
+        the leak, R^2 of C_{3-i} predicted from Z_i, with its permutation p-value, and the completeness, R^2 of X_i
+        from (Z_i, C_i) and from C_i alone. The model then uses the lambda
         :func:`~indiseek.tl.select_lambda` chooses (``model.lambda_choice_`` holds it and the reason); every fitted
         lambda stays available through :meth:`use_lambda` until the next sweep (only the one in use is saved).
 
@@ -455,8 +454,6 @@ class IndiSeek(BaseModelClass):
             The grid (default: the paper's, 10^-3 .. 10^3).
         max_epochs
             Epochs of each fit (no early stopping: every lambda gets the same budget).
-        warm_start
-            Start each fit from the previous lambda's networks.
         batch_size, train_size, lr, n_estimator_steps, seed, accelerator, devices, **trainer_kwargs
             As in :meth:`train`.
 
@@ -478,13 +475,12 @@ class IndiSeek(BaseModelClass):
         check_real(lr, "lr", minimum=0, strict=True)
         check_int(n_estimator_steps, "n_estimator_steps", 1)
         check_int(seed, "seed", 0)
-        check_bool(warm_start, "warm_start")
         state = {k: v.clone() for k, v in self.module.state_dict().items()}
         lambdas_before = {m: stage.lambda_ for m, stage in self.module.specific.items()}
         saved = (self.lambda_states_, self.lambda_sweep_, self.lambda_choice_, self.train_times_, self.history_)
         try:
-            return sweep(self, lambdas, max_epochs, warm_start, batch_size, train_size, lr, n_estimator_steps, seed,
-                         accelerator, devices, trainer_kwargs)  # fmt: skip
+            return sweep(self, lambdas, max_epochs, batch_size, train_size, lr, n_estimator_steps, seed, accelerator,
+                         devices, trainer_kwargs)  # fmt: skip
         except BaseException:  # a sweep that does not finish leaves the networks as they were
             self.module.load_state_dict(state)
             for m, value in lambdas_before.items():

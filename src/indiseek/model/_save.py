@@ -26,11 +26,9 @@ if TYPE_CHECKING:
     from ._indiseek import IndiSeek
 
 _WEIGHTS, _INFO, _MDATA = "model.safetensors", "model.json", "mdata.h5mu"
+_FILES = (_WEIGHTS, _INFO, _MDATA)
 #: Version of the files; 1 (no ``format`` entry) was written by indiseek 0.1.
 FORMAT = 2
-
-
-_FILES = (_WEIGHTS, _INFO, _MDATA)
 
 
 def _tensors(model: IndiSeek) -> dict[str, torch.Tensor]:
@@ -54,7 +52,8 @@ def check_destination(dest: Path, overwrite: bool) -> None:
     if dest.exists() and not dest.is_dir():
         raise FileExistsError(f"{dest} exists and is not a directory: choose a directory path.")
     present = sorted(p.name for p in dest.iterdir()) if dest.is_dir() else []
-    foreign = [name for name in present if name not in _FILES]
+    ours = set(_FILES) | {p.name for f in _FILES for p in dest.glob(f".{f}.tmp-*")} if present else set()
+    foreign = [name for name in present if name not in ours]  # an interrupted save's leftovers are ours
     if foreign:
         raise FileExistsError(
             f"{dest} holds files that are not a saved model ({', '.join(foreign[:5])}); save() writes only "

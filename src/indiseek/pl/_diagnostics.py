@@ -142,8 +142,7 @@ def lambda_tradeoff(
     """Completeness (blue) and leak (orange) against lambda, from a sweep, with the chosen lambda marked.
 
     Completeness is the held-out R^2 of X_i from (Z_i, C_i), the leak the held-out R^2 of C_{3-i} from Z_i, each
-    averaged over the modalities (:func:`~indiseek.tl.lambda_tradeoff`); the grey line is their difference, which
-    :func:`~indiseek.tl.select_lambda` maximises.
+    averaged over the modalities (:func:`~indiseek.tl.lambda_tradeoff`).
 
     Parameters
     ----------
@@ -151,7 +150,7 @@ def lambda_tradeoff(
         A model after :meth:`~indiseek.IndiSeek.sweep_lambda` (or trained with ``lambda_="auto"``), the table the
         sweep returns, or :func:`~indiseek.tl.lambda_tradeoff`'s result (e.g. read back from a JSON report).
     chosen
-        Lambda to mark; default: the model's choice, else the one :func:`~indiseek.tl.select_lambda`'s rule makes.
+        Lambda to mark; default: the model's choice, else :func:`~indiseek.tl.select_lambda`'s.
     ax
         Axes to draw into; a new figure otherwise.
     figsize
@@ -166,6 +165,7 @@ def lambda_tradeoff(
     The figure, or ``ax`` when given.
     """
     from indiseek.tl import lambda_tradeoff as tradeoff
+    from indiseek.tl import select_lambda
 
     table = getattr(data, "lambda_sweep_", data)
     if table is None:
@@ -175,11 +175,10 @@ def lambda_tradeoff(
         table = table.set_index("lambda") if "lambda" in table.columns else table
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"data must be a model, a sweep table or a trade-off table, got {type(data).__name__}.")
-    curve = table if {"completeness", "leak"} <= set(table.columns) else tradeoff(table)
-    curve = curve.sort_index()
+    curve = tradeoff(table)
     if chosen is None:
-        choice = getattr(data, "lambda_choice_", None)  # else select_lambda's rule on the curve
-        chosen = choice["lambda"] if choice else float((curve["completeness"] - curve["leak"]).idxmax())
+        choice = getattr(data, "lambda_choice_", None)
+        chosen = choice["lambda"] if choice else select_lambda(curve)[0]
     if ax is None:
         fig, ax_ = plt.subplots(figsize=figsize)
     else:
@@ -187,7 +186,6 @@ def lambda_tradeoff(
     lambdas = curve.index.to_numpy(dtype=float)
     ax_.plot(lambdas, curve["completeness"], "o-", color=_COMPLETENESS_COLOR, label="completeness: X from (Z, C)")
     ax_.plot(lambdas, curve["leak"], "o-", color=_INDEPENDENCE_COLOR, label="leak: C_other from Z")
-    ax_.plot(lambdas, curve["completeness"] - curve["leak"], ":", color="grey", label="completeness - leak")
     if chosen is not None:
         ax_.axvline(chosen, color="black", linewidth=0.8, linestyle="--")
         ax_.annotate(f"chosen: {chosen:g}", (chosen, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -12),

@@ -1,30 +1,33 @@
-"""A label-free choice of lambda from the independence-completeness trade-off of a sweep."""
+"""A label-free choice of lambda from the completeness-independence trade-off of a sweep."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from indiseek._checks import check_real
 from indiseek._keys import MODALITIES
 
 
 def lambda_tradeoff(table: pd.DataFrame) -> pd.DataFrame:
-    """Completeness, leak and their difference per lambda, each averaged over the two modalities.
+    """Completeness and leak per lambda, each averaged over the modalities.
 
     Parameters
     ----------
     table
         One row per lambda (the index) with ``completeness_r2_joint_<modality>`` and ``independence_r2_<modality>``
-        columns, as :meth:`indiseek.IndiSeek.sweep_lambda` returns it (any modality names: one suffices).
+        columns, as :meth:`indiseek.IndiSeek.sweep_lambda` returns it (any modality names: one suffices), or a curve
+        this function returned (returned as it is).
 
     Returns
     -------
-    Columns ``completeness`` (held-out R^2 of X_i from (Z_i, C_i)), ``leak`` (held-out R^2 of C_{3-i} from Z_i; a
-    negative R^2, worse than predicting the mean, counts as no leak) and ``score`` (``completeness - leak``), indexed
-    by lambda.
+    Columns ``completeness`` (held-out R^2 of X_i from (Z_i, C_i)) and ``leak`` (held-out R^2 of C_{3-i} from Z_i;
+    a negative R^2, worse than predicting the mean, counts as no leak), indexed by lambda.
     """
     if not isinstance(table, pd.DataFrame) or table.empty:
         raise TypeError("table must be a non-empty DataFrame from IndiSeek.sweep_lambda.")
+    if {"completeness", "leak"} <= set(table.columns):  # already a trade-off curve
+        return table[["completeness", "leak"]].sort_index()
     joint, leak = "completeness_r2_joint_", "independence_r2_"
     modalities = [c[len(joint) :] for c in table.columns if c.startswith(joint)] or list(MODALITIES)
     missing = [c for m in modalities for c in (joint + m, leak + m) if c not in table.columns]
@@ -36,41 +39,41 @@ def lambda_tradeoff(table: pd.DataFrame) -> pd.DataFrame:
             "leak": table[[leak + m for m in modalities]].clip(lower=0).mean(axis=1),
         }
     )
-    out["score"] = out["completeness"] - out["leak"]
     return out.sort_index()
 
 
-def select_lambda(table: pd.DataFrame) -> tuple[float, str]:
-    """The lambda of a sweep with the most completeness net of leak, and why.
+def select_lambda(table: pd.DataFrame, keep: float = 0.9) -> tuple[float, str]:
+    """The smallest lambda of a sweep that keeps most of the completeness the grid reaches, and why.
 
-    Both diagnostics are held-out R^2 on the same scale: completeness is the share of the modality's variance that
-    (Z_i, C_i) explain, the leak the share of the other modality's shared features that Z_i alone predicts. Raising
-    lambda buys completeness and pays in leak; the rule takes the lambda where what (Z_i, C_i) explain, minus what
-    Z_i gives away, is largest (averaged over the modalities), i.e. where one more step of lambda would cost more
-    independence than it adds completeness. It needs no labels.
+    Completeness (held-out R^2 of X_i from (Z_i, C_i), averaged over the modalities) rises with lambda and so does
+    the leak (held-out R^2 of C_{3-i} from Z_i). The rule puts the biology first: among the lambdas whose completeness
+    gain over the smallest lambda's is at least ``keep`` of the largest gain on the grid, it takes the smallest,
+    i.e. the most independent representation that still carries nearly all of what the grid can capture. It needs
+    no labels.
 
     Parameters
     ----------
     table
-        The sweep, as :meth:`indiseek.IndiSeek.sweep_lambda` returns it.
+        The sweep, as :meth:`indiseek.IndiSeek.sweep_lambda` returns it, or its :func:`lambda_tradeoff` curve.
+    keep
+        Share of the grid's completeness gain to keep, in (0, 1].
 
     Returns
     -------
     The chosen lambda and a sentence giving the reason with the numbers.
     """
+    keep = check_real(keep, "keep", minimum=0, maximum=1, strict=True)
     curve = lambda_tradeoff(table)
-    scores = curve["score"].to_numpy()
-    if not np.isfinite(scores).any():
-        raise ValueError("Every lambda of the sweep has an undefined score (NaN diagnostics): nothing to choose from.")
-    best = curve.index[int(np.nanargmax(scores))]
-    row = curve.loc[best]
-    others = curve.drop(index=best)
-    runner_up = others["score"].idxmax() if len(others) and np.isfinite(others["score"]).any() else None
+    completeness = curve["completeness"]
+    if not np.isfinite(completeness).any():
+        raise ValueError("Every lambda of the sweep has an undefined completeness (NaN): nothing to choose from.")
+    low, high = completeness.iloc[0], completeness.max()
+    gain = (completeness - low) / (high - low) if high > low else pd.Series(1.0, index=curve.index)
+    chosen = float(gain.index[(gain >= keep - 1e-12).to_numpy()][0])
+    row = curve.loc[chosen]
     reason = (
-        f"lambda={best:g} has the largest completeness net of leak: held-out R^2 {row['completeness']:.3f} of X_i "
-        f"from (Z_i, C_i) minus {row['leak']:.3f} of C_(3-i) from Z_i = {row['score']:.3f}, averaged over the "
-        "modalities"
+        f"lambda={chosen:g} is the smallest lambda keeping {keep:.0%} of the completeness gain of the grid: held-out "
+        f"R^2 of X_i from (Z_i, C_i) {row['completeness']:.3f} (smallest lambda {low:.3f}, best {high:.3f}) with a "
+        f"leak of {row['leak']:.3f} (R^2 of C_(3-i) from Z_i), averaged over the modalities"
     )
-    if runner_up is not None:
-        reason += f"; next best lambda={runner_up:g} ({others.loc[runner_up, 'score']:.3f})"
-    return float(best), reason + "."
+    return chosen, reason + "."
