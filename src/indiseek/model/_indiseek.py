@@ -441,7 +441,8 @@ class IndiSeek(BaseModelClass):
         """Fit the specific stages at each lambda on the trained shared stage and measure the trade-off without labels.
 
         The shared stage does not depend on lambda: it is kept, and only the specific stages are fitted, for each
-        lambda from a fresh (seeded) initialisation, so each fit is the one :meth:`train` would make at that lambda.
+        lambda from a fresh initialisation (drawn in turn from the generator ``seed`` sets), with :meth:`train`'s
+        networks and budget.
         After each fit, on held-out cells (:func:`~indiseek.tl.independence`, :func:`~indiseek.tl.completeness`):
         the leak, R^2 of C_{3-i} predicted from Z_i, with its permutation p-value, and the completeness, R^2 of X_i
         from (Z_i, C_i) and from C_i alone. The model then uses the lambda
