@@ -293,8 +293,7 @@ class IndiSeek(BaseModelClass):
         check_real(lr, "lr", minimum=0, strict=True)
         if estimator_lr is not None:
             check_real(estimator_lr, "estimator_lr", minimum=0, strict=True)
-        check_real(train_size, "train_size", minimum=0, strict=True)
-        check_real(train_size, "train_size", maximum=1)
+        check_real(train_size, "train_size", minimum=0, maximum=1, strict=True)
         if validation_size is not None:
             check_real(validation_size, "validation_size", minimum=0, maximum=1 - train_size)
         if check_val_every_n_epoch is not None:
@@ -471,8 +470,7 @@ class IndiSeek(BaseModelClass):
         lambdas = check_lambdas(lambdas)
         check_int(max_epochs, "max_epochs", 1)
         check_int(batch_size, "batch_size", 2, hint="The contrastive loss compares each cell with the others.")
-        check_real(train_size, "train_size", minimum=0, strict=True)
-        check_real(train_size, "train_size", maximum=1)
+        check_real(train_size, "train_size", minimum=0, maximum=1, strict=True)
         check_real(lr, "lr", minimum=0, strict=True)
         check_int(n_estimator_steps, "n_estimator_steps", 1)
         check_int(seed, "seed", 0)
