@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 import torch
-from _biology import knn_accuracy, reference_inputs
+from _biology import knn_accuracy, knn_fields, reference_inputs
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
@@ -82,9 +82,7 @@ def main() -> None:
         record |= {
             "defaults": "scvi-tools TOTALVI",
             "epochs_run": epochs,
-            "knn": {"all": round(knn, 3)},
-            "knn_reference": {k: round(v, 3) for k, v in knn_ref.items()},
-            "knn_ratio": {"all": round(knn / knn_ref["all"], 3)},
+            **knn_fields({"all": knn}, knn_ref),
             "ari": round(kmeans_ari(latent, labels), 3),
             "ari_reference": round(kmeans_ari(refs["all"], labels), 3),
         }
@@ -132,9 +130,7 @@ def main() -> None:
         "epochs_run": model.epochs_trained,
         "rho_truth": round(rho, 3),
         "rho_truth_reference_inputs": round(rho_ref, 3),
-        "knn": {k: round(v, 3) for k, v in knn.items()},
-        "knn_reference": {k: round(v, 3) for k, v in knn_ref.items()},
-        "knn_ratio": {k: round(knn[k] / knn_ref[k], 3) for k in knn_ref},
+        **knn_fields(knn, knn_ref),
         "ari": round(kmeans_ari(feats["all"], labels), 3),
         "ari_reference": round(kmeans_ari(refs["all"], labels), 3),
         "independence_r2": {k: round(v["r2"], 3) for k, v in leak.items()},

@@ -22,7 +22,7 @@ import anndata as ad
 import mudata as md
 import numpy as np
 import torch
-from _biology import knn_accuracy, reference_inputs
+from _biology import knn_accuracy, knn_fields, reference_inputs
 
 import indiseek
 from indiseek import IndiSeek
@@ -79,9 +79,7 @@ def run(name: str, data: Path, seed: int) -> dict:
         "epochs_run": model.epochs_trained,
         "rho_theta_vs_wnn": round(rho, 3),
         "rho_reference_inputs_vs_wnn": round(rho_ref, 3),
-        "knn": {k: round(v, 3) for k, v in knn.items()},
-        "knn_reference": {k: round(v, 3) for k, v in knn_ref.items()},
-        "knn_ratio": {k: round(knn[k] / knn_ref[k], 3) for k in knn},
+        **knn_fields(knn, knn_ref),
         "independence_r2": {k: round(v, 3) for k, v in leak.items()},
         "train_seconds": round(train_s, 1),
     }

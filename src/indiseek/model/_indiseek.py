@@ -476,7 +476,8 @@ class IndiSeek(BaseModelClass):
         check_int(seed, "seed", 0)
         state = {k: v.clone() for k, v in self.module.state_dict().items()}
         lambdas_before = {m: stage.lambda_ for m, stage in self.module.specific.items()}
-        saved = (self.lambda_states_, self.lambda_sweep_, self.lambda_choice_, self.train_times_, self.history_)
+        saved = (self.lambda_states_, self.lambda_sweep_, self.lambda_choice_, self.train_times_)
+        history = self.history_  # the sweep's stages do not enter the model's training history
         try:
             return sweep(self, lambdas, max_epochs, batch_size, train_size, lr, n_estimator_steps, seed, accelerator,
                          devices, trainer_kwargs)  # fmt: skip
@@ -484,11 +485,11 @@ class IndiSeek(BaseModelClass):
             self.module.load_state_dict(state)
             for m, value in lambdas_before.items():
                 self.module.specific[m].lambda_ = value
-            self.lambda_states_, self.lambda_sweep_, self.lambda_choice_, self.train_times_, self.history_ = saved
+            self.lambda_states_, self.lambda_sweep_, self.lambda_choice_, self.train_times_ = saved
             self.is_trained_ = True
             raise
         finally:
-            self.history_ = saved[-1]
+            self.history_ = history
 
     def use_lambda(self, lambda_: float) -> None:
         """Use the specific stages fitted at ``lambda_`` by the last :meth:`sweep_lambda` (embeddings, saves)."""
