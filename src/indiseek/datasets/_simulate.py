@@ -11,6 +11,8 @@ import pandas as pd
 from scipy import sparse
 from tqdm.auto import tqdm
 
+from .._checks import check_int, check_real
+
 logger = logging.getLogger(__name__)
 
 _LINEAGE_NAMES = ("T", "B", "Mono", "NK", "Progenitor")
@@ -81,6 +83,28 @@ def _no_empty_cells(counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return counts
 
 
+def _batches(
+    n_cells: int, n_batches: int, n_genes: int, n_proteins: int, strength: float, rng: np.random.Generator
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Batch index per cell (balanced, in random order) and each batch's multiplicative factors.
+
+    The log factors are ``N(0, strength**2)`` centred over batches, so the batches scatter around the
+    single-batch model and a single batch has factors of exactly 1.
+    """
+    batch = rng.permutation(np.arange(n_cells) % n_batches)
+
+    def factors(*shape: int) -> np.ndarray:
+        log = strength * rng.standard_normal((n_batches, *shape))
+        return np.exp(log - log.mean(axis=0))
+
+    return batch, {
+        "rna_gene": factors(n_genes),
+        "rna_library": factors(),
+        "protein": factors(n_proteins),
+        "protein_ambient": factors(),
+    }
+
+
 def simulate_citeseq(
     n_cells: int = 5000,
     n_genes: int = 2000,
@@ -99,6 +123,8 @@ def simulate_citeseq(
     library_size_sigma: float = 0.5,
     protein_background: float = 10.0,
     protein_foreground: float = 500.0,
+    n_batches: int = 1,
+    batch_effect: float = 0.3,
     progress_bar: bool = True,
 ) -> md.MuData:
     """Simulate paired RNA and protein (ADT) counts with a known split into shared and specific information.
@@ -130,6 +156,18 @@ def simulate_citeseq(
     as in 10x PBMC CITE-seq runs. The transformation is monotone and the same for every cell, so it
     changes no part of the ground truth above. Every cell has at least one count in each modality.
 
+    Batches: cells are split into ``n_batches`` batches of equal size (to one cell) at random, independently
+    of their types, so every batch has the same type proportions in expectation. A batch changes the
+    expected counts before sampling, never the latent programs: RNA through a per-gene factor on the
+    expected composition (which is renormalised, so it moves counts between genes) and a factor on the
+    library size; protein through a per-protein factor on the foreground (staining efficiency) and a
+    factor on the ambient background. Each factor is ``exp(x)`` with ``x ~ N(0, batch_effect**2)``,
+    centred over batches on the log scale: two batches' log factors differ by ``batch_effect * sqrt(2)``
+    in standard deviation, a single batch has none, and ``batch_effect = 0`` makes batches labels only.
+    The batches draw their random numbers from their own stream, so they never change the cell types,
+    programs or model parameters, and ``n_batches = 1`` or ``batch_effect = 0`` gives the same counts as
+    a simulation without batches.
+
     Parameters
     ----------
     n_cells
@@ -159,17 +197,25 @@ def simulate_citeseq(
     protein_foreground
         Median over proteins of the expected foreground counts of a cell fully positive for the protein
         (its "on" level, before capture efficiency).
+    n_batches
+        Number of batches, ``batch0, batch1, ...``.
+    batch_effect
+        Standard deviation of the batches' log factors (before centring over batches); 0: no batch effect.
     progress_bar
         Show a progress bar over chunks of cells.
 
     Returns
     -------
     MuData with modalities ``"rna"`` (``.X``: sparse CSR counts, float32) and ``"prot"`` (``.X``: dense
-    counts, float32). ``obs["celltype.l1"]``, ``obs["celltype.l2"]`` (categorical) and
+    counts, float32). ``obs["celltype.l1"]``, ``obs["celltype.l2"]``, ``obs["batch"]`` (categorical) and
     ``obs["rna_specificity"]`` (the cell's type ``s``) are set in the MuData and in both modalities.
     ``obsm["sim_shared"]``, ``obsm["sim_rna_specific"]``, ``obsm["sim_protein_specific"]`` hold the
     latent programs per cell. ``uns["simulation"]`` holds ``rna_specificity`` and ``lineage`` (dicts
-    keyed by level-2 type) and the parameters.
+    keyed by level-2 type), the parameters, and ``batch_factors``, the true batch factors, one row per
+    batch in the order of ``obs["batch"].cat.categories``: ``"rna_gene"`` (``n_batches x n_genes``, on
+    the expected composition before renormalising), ``"rna_library"`` (``n_batches``, on the library
+    size), ``"protein"`` (``n_batches x n_proteins``, on the foreground) and ``"protein_ambient"``
+    (``n_batches``, on the ambient background).
 
     """
     for name, value in {"n_cells": n_cells, "n_genes": n_genes, "n_proteins": n_proteins}.items():
@@ -179,6 +225,8 @@ def simulate_citeseq(
         raise ValueError(f"`protein_foreground` must be positive, got {protein_foreground}.")
     if not 1 <= n_lineages <= n_types:
         raise ValueError(f"Need 1 <= n_lineages <= n_types, got n_lineages={n_lineages}, n_types={n_types}.")
+    n_batches = check_int(n_batches, "n_batches", 1, n_cells, hint="Every batch needs a cell.")
+    batch_effect = check_real(batch_effect, "batch_effect", minimum=0)
     rng = np.random.default_rng(seed)
     lineages, types, lineage_of_type = _layout(n_lineages, n_types)
     specificity = _specificities(lineage_of_type, rng)
@@ -201,6 +249,10 @@ def simulate_citeseq(
     library = library_size_median * np.exp(library_size_sigma * rng.standard_normal(n_cells))
     # protein model, from its own stream so that the RNA counts do not depend on the protein settings
     prot_rng = rng.spawn(1)[0]
+    # batches from a third stream (spawned after the protein one), so that they leave the other two untouched
+    batch, batch_factors = _batches(n_cells, n_batches, n_genes, n_proteins, batch_effect, rng.spawn(1)[0])
+    library = library * batch_factors["rna_library"][batch]
+    log_gene_factor = np.log(batch_factors["rna_gene"])
     prot_loadings = _loadings(k_s + k_p, n_proteins, density=2.5 / n_proteins, scale=1.5, rng=prot_rng)
     # standard deviation of each protein's linear predictor over cells, from the model (not from the cells drawn)
     program_sd = np.sqrt(
@@ -217,6 +269,7 @@ def simulate_citeseq(
     prot_theta = np.exp(prot_rng.normal(np.log(10.0), 0.4, n_proteins))
     capture = np.exp(0.25 * prot_rng.standard_normal(n_cells))
     ambient = protein_background * np.exp(0.4 * prot_rng.standard_normal(n_cells))
+    ambient = ambient * batch_factors["protein_ambient"][batch]
     ambient_share = n_proteins * prot_rng.dirichlet(np.full(n_proteins, 2.0))
 
     rna_h = np.hstack([shared, rna_specific])
@@ -225,14 +278,14 @@ def simulate_citeseq(
     starts = range(0, n_cells, _CHUNK)
     for start in tqdm(starts, desc="simulating cells", disable=not progress_bar or len(starts) < 2):
         sl = slice(start, start + _CHUNK)
-        eta = gene_base + rna_h[sl] @ gene_loadings
+        eta = gene_base + rna_h[sl] @ gene_loadings + log_gene_factor[batch[sl]]
         eta -= eta.max(axis=1, keepdims=True)
         prop = np.exp(eta)
         prop /= prop.sum(axis=1, keepdims=True)
         counts = _no_empty_cells(_negative_binomial(library[sl, None] * prop, gene_theta, rng), rng)
         rna_chunks.append(sparse.csr_matrix(counts.astype(np.float32)))
         on = _sigmoid(_PROTEIN_GAIN * (prot_h[sl] @ prot_loadings / eta_sd - prot_threshold))
-        foreground = capture[sl, None] * np.exp(log_off + (log_on - log_off) * on)
+        foreground = capture[sl, None] * np.exp(log_off + (log_on - log_off) * on) * batch_factors["protein"][batch[sl]]
         background = ambient[sl, None] * ambient_share
         prot_counts = _negative_binomial(foreground + background, prot_theta, prot_rng)
         prot_chunks.append(_no_empty_cells(prot_counts, prot_rng))
@@ -243,6 +296,7 @@ def simulate_citeseq(
             "celltype.l1": pd.Categorical([lineages[i] for i in lineage_of_type[labels]], categories=lineages),
             "celltype.l2": pd.Categorical([types[i] for i in labels], categories=types),
             "rna_specificity": specificity[labels].astype(np.float32),
+            "batch": pd.Categorical.from_codes(batch, categories=[f"batch{b}" for b in range(n_batches)]),
         },
         index=[f"cell_{i + 1:0{width}d}" for i in range(n_cells)],
     )
@@ -277,6 +331,9 @@ def simulate_citeseq(
         "library_size_sigma": float(library_size_sigma),
         "protein_background": float(protein_background),
         "protein_foreground": float(protein_foreground),
+        "n_batches": n_batches,
+        "batch_effect": batch_effect,
+        "batch_factors": batch_factors,
     }
     logger.info(
         "Simulated %d cells, %d genes, %d proteins, %d level-2 types in %d lineages.",
