@@ -30,6 +30,32 @@ def obs_column(data: MuData | AnnData, key: object, name: str, hint: str = "") -
     return data.obs[key]
 
 
+def obs_key(data: MuData | AnnData, key: object, name: str) -> str:
+    """The ``.obs`` column meant by ``key``: ``key`` itself or, in a MuData without it, a modality's ``<mod>:key``.
+
+    Modalities that all have the column must agree on it. A KeyError naming the argument when they do not, or
+    when only a modality's own ``.obs`` has the column; an absent column is left to :func:`obs_column`'s error.
+    """
+    key = check_str(key, name)
+    if key in data.obs.columns or not isinstance(data, MuData):
+        return key
+    prefixed = [column for column in data.obs.columns if column.partition(":")[2] == key]
+    if prefixed and all(
+        data.obs[column].astype(object).equals(data.obs[prefixed[0]].astype(object)) for column in prefixed
+    ):
+        return prefixed[0]
+    if prefixed:
+        raise KeyError(
+            f"{name} {key!r} is not a column of .obs; the modalities' columns differ: use one of {prefixed}."
+        )
+    if any(key in data.mod[m].obs.columns for m in data.mod):
+        raise KeyError(
+            f"{name} {key!r} is a column of a modality's .obs but not of the MuData's: call `mdata.pull_obs()` "
+            "(or `mdata.update()`) first."
+        )
+    return key  # obs_column's error lists the columns
+
+
 def labels(data: MuData | AnnData, key: object, name: str) -> pd.Series:
     """The labels ``data.obs[key]`` (missing ones stay NaN), or an error when the column is absent or all missing."""
     column = obs_column(data, key, name)
@@ -52,11 +78,20 @@ def numeric_obs_column(data: MuData | AnnData, key: object, name: str, hint: str
     return values
 
 
-def matrix(data: MuData | AnnData, rep: object, name: str, hint: str = "", arrays: bool = False) -> np.ndarray:
+def matrix(
+    data: MuData | AnnData,
+    rep: object,
+    name: str,
+    hint: str = "",
+    arrays: bool = False,
+    missing_rows: bool = False,
+) -> np.ndarray:
     """``data.obsm[rep]`` (or ``rep`` itself, an array, when ``arrays``) as a finite 2-D float64 array.
 
     Errors name the argument: a KeyError listing the ``.obsm`` keys when ``rep`` is not one of them, a TypeError
     when it is neither a key (nor an array) or does not hold numbers, a ValueError for NaN or infinite values.
+    With ``missing_rows``, rows holding NaN are allowed (a cell without the representation) and returned as they
+    are; infinite values are still an error.
     """
     if isinstance(rep, str):
         if rep not in data.obsm:
@@ -76,8 +111,13 @@ def matrix(data: MuData | AnnData, rep: object, name: str, hint: str = "", array
         x = x[:, None]
     if x.ndim != 2 or x.shape[1] == 0:
         raise ValueError(f"{name}: {label} must be a cells x features matrix, got shape {x.shape}.")
-    bad = ~np.isfinite(x).all(axis=1)
+    bad = np.isinf(x).any(axis=1) if missing_rows else ~np.isfinite(x).all(axis=1)
     if bad.any():
+        if missing_rows:
+            raise ValueError(
+                f"{name}: {label} contains infinite values (in {int(bad.sum())} of {len(x)} cells); "
+                "remove them or mark a missing representation with NaN."
+            )
         raise ValueError(
             f"{name}: {label} contains NaN or infinite values (in {int(bad.sum())} of {len(x)} cells); "
             "remove or impute them first."
