@@ -59,20 +59,14 @@ def test_zero_count_cells(small_mdata):
         IndiSeek.setup_mudata(mdata)
 
 
-def test_modalities_with_different_order(small_mdata):
+def test_modalities_in_another_order_are_registered_aligned(small_mdata):
     mdata = _copy(small_mdata)
     prot = mdata["prot"]
     mdata.mod["prot"] = prot[prot.obs_names[::-1]].copy()
-    with pytest.raises(ValueError, match="same cells in the same order"):
-        IndiSeek.setup_mudata(mdata)
-
-
-def test_modalities_with_different_cells(small_mdata):
-    import mudata as md
-
-    mdata = md.MuData({"rna": small_mdata["rna"].copy(), "prot": small_mdata["prot"][:-5].copy()})
-    with pytest.raises(ValueError, match="intersect_obs"):
-        IndiSeek.setup_mudata(mdata)
+    IndiSeek.setup_mudata(mdata)
+    model = IndiSeek(mdata)
+    assert model.mdata is mdata and model.adata is not mdata  # a copy with both modalities in mdata's order
+    assert model.adata["prot"].obs_names.equals(model.adata.obs_names)
 
 
 def test_not_a_mudata(small_mdata):

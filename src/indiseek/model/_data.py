@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 from mudata import MuData
 from scipy import sparse
 
@@ -67,15 +68,8 @@ def _varying(x) -> int:
     return int((x.max(0) != x.min(0)).sum())
 
 
-def check_mudata(
-    mdata: MuData,
-    rna: str,
-    protein: str,
-    rna_layer: str | None,
-    protein_layer: str | None,
-    integer: bool = True,
-) -> None:
-    """Check that ``mdata`` holds usable RNA and protein counts of the same cells in the same order."""
+def check_cells(mdata: MuData, rna: str, protein: str) -> None:
+    """A MuData with both modalities, unique cell names, and every modality's cells among ``mdata.obs_names``."""
     if not isinstance(mdata, MuData):
         raise TypeError(
             f"Expected a MuData object, got {type(mdata).__name__}; indiseek.datasets.from_anndata converts an "
@@ -89,24 +83,46 @@ def check_mudata(
             )
     if rna == protein:
         raise ValueError("The RNA and protein modalities must differ.")
-    a, b = mdata[rna], mdata[protein]
-    if a.n_obs != b.n_obs or not a.obs_names.equals(b.obs_names) or mdata.n_obs != a.n_obs:
-        raise ValueError(
-            f"Modalities {rna!r} ({a.n_obs} cells) and {protein!r} ({b.n_obs} cells) do not hold the same cells in "
-            "the same order: run muon.pp.intersect_obs(mdata) (and mdata.update()) first."
-        )
-    if not mdata.obs_names.equals(a.obs_names):
-        raise ValueError(
-            "mdata.obs_names are not the modalities' cells in their order (a modality was replaced without an "
-            "update): call mdata.update() first."
-        )
-    for name, adata in ((rna, a), (protein, b)):
+    if mdata.obs_names.has_duplicates:
+        dup = mdata.obs_names[mdata.obs_names.duplicated()][0]
+        raise ValueError(f"mdata.obs_names has duplicates (e.g. {dup!r}): call mdata.obs_names_make_unique() first.")
+    for name in (rna, protein):
+        adata = mdata[name]
+        if adata.obs_names.has_duplicates:
+            dup = adata.obs_names[adata.obs_names.duplicated()][0]
+            raise ValueError(
+                f"mdata[{name!r}].obs_names has duplicates (e.g. {dup!r}): call "
+                f"mdata[{name!r}].obs_names_make_unique() and mdata.update() first."
+            )
+        unknown = adata.obs_names[~adata.obs_names.isin(mdata.obs_names)]
+        if len(unknown):
+            raise ValueError(
+                f"{len(unknown)} cells of modality {name!r} are not in mdata.obs_names (e.g. {unknown[0]!r}; a "
+                "modality was replaced without an update?): call mdata.update() first."
+            )
         if adata.var_names.has_duplicates:
             dup = adata.var_names[adata.var_names.duplicated()][0]
             raise ValueError(
                 f"mdata[{name!r}].var_names has duplicates (e.g. {dup!r}): call "
                 f"mdata[{name!r}].var_names_make_unique() and mdata.update() first."
             )
+
+
+def check_mudata(
+    mdata: MuData,
+    rna: str,
+    protein: str,
+    rna_layer: str | None,
+    protein_layer: str | None,
+    integer: bool = True,
+) -> np.ndarray:
+    """Check that ``mdata`` holds usable RNA and protein counts; return which of its cells have both (a mask).
+
+    The modalities may hold different cells (unpaired cells, as ``muon`` stores them): each modality's cells must
+    be cells of ``mdata`` (``mdata.obs_names``).
+    """
+    check_cells(mdata, rna, protein)
+    a, b = mdata[rna], mdata[protein]
     x_rna, x_protein = _layer(a, rna_layer, rna), _layer(b, protein_layer, protein)
     check_counts(x_rna, rna, a.obs_names, integer)
     check_counts(x_protein, protein, b.obs_names, integer)
@@ -123,13 +139,31 @@ def check_mudata(
             UserWarning,
             stacklevel=3,
         )
+    return mdata.obs_names.isin(a.obs_names) & mdata.obs_names.isin(b.obs_names)
 
 
-def _reorder(adata, modality: str, names: list[str]):
-    """``adata`` with the registered features ``names`` in registered order (itself when they already are)."""
-    present = adata.var_names
+def is_aligned(mdata: MuData, rna: str, protein: str) -> bool:
+    """Whether both modalities hold exactly ``mdata``'s cells in its order (what scvi-tools can register)."""
+    return mdata[rna].obs_names.equals(mdata.obs_names) and mdata[protein].obs_names.equals(mdata.obs_names)
+
+
+def paired_mudata(mdata: MuData, rna: str, protein: str, paired: np.ndarray) -> MuData:
+    """A new MuData of the cells in both modalities, in ``mdata``'s order, with ``mdata``'s own obs columns."""
+    names = mdata.obs_names[paired]
+    out = MuData({rna: mdata[rna][names].copy(), protein: mdata[protein][names].copy()})
+    for column in mdata.obs.columns:
+        if column not in out.obs.columns:  # columns of mdata itself (e.g. "batch"), not of a modality
+            values = mdata.obs.loc[names, column]
+            if isinstance(values.dtype, pd.CategoricalDtype):
+                values = values.cat.remove_unused_categories()  # e.g. batches of unpaired cells only
+            out.obs[column] = values.values
+    return out
+
+
+def _feature_index(present, modality: str, names: list[str]) -> np.ndarray | None:
+    """Columns of the registered features ``names`` among ``present`` (``None`` when they are already in order)."""
     if list(present) == list(names):
-        return adata
+        return None
     idx = present.get_indexer(names)
     missing = [n for n, i in zip(names, idx, strict=True) if i < 0]
     if missing:
@@ -138,28 +172,67 @@ def _reorder(adata, modality: str, names: list[str]):
             f"cells (e.g. {missing[:5]}); the model needs every feature it was trained on (fill absent genes with "
             "zero counts if they were not measured)."
         )
-    return adata[:, idx].copy()
+    return idx
 
 
-def aligned_mudata(
+def modality_counts(
     mdata: MuData,
-    rna: str,
-    protein: str,
-    rna_layer: str | None,
-    protein_layer: str | None,
-    var_names: dict[str, list[str]],
+    modality: str,
+    layer: str | None,
+    var_names: list[str],
     integer: bool = True,
-) -> MuData:
-    """Checked query cells with the registered features in registered order, matched by name.
+) -> tuple[np.ndarray, object]:
+    """One modality's checked counts with the registered features in registered order, and their rows in ``mdata``.
 
-    Returns ``mdata`` itself when its features are already in order, else a new MuData of reordered copies (the
-    user's object is not modified).
+    Cells are matched to ``mdata.obs_names`` by name, so rows land on their cells whatever the modality's order.
     """
-    check_mudata(mdata, rna, protein, rna_layer, protein_layer, integer)
-    mods = {
-        rna: _reorder(mdata[rna], rna, var_names["rna"]),
-        protein: _reorder(mdata[protein], protein, var_names["protein"]),
-    }
-    if all(mods[m] is mdata[m] for m in mods):
-        return mdata
-    return MuData(mods)
+    adata = mdata[modality]
+    x = _layer(adata, layer, modality)
+    idx = _feature_index(adata.var_names, modality, var_names)
+    if idx is not None:
+        x = x[:, idx]
+    check_counts(x, modality, adata.obs_names, integer)
+    return mdata.obs_names.get_indexer(adata.obs_names), x
+
+
+def check_batches(mdata: MuData, batch_key: object, paired: np.ndarray) -> None:
+    """``mdata.obs[batch_key]`` exists and names the batch of every cell with both modalities."""
+    if not isinstance(batch_key, str):
+        raise TypeError(f"batch_key must be a column name (a string), got {type(batch_key).__name__}.")
+    if batch_key not in mdata.obs.columns:
+        raise KeyError(
+            f"batch_key {batch_key!r} is not a column of mdata.obs (columns: {list(mdata.obs.columns)}); a column of "
+            "a modality's .obs reaches mdata.obs with mdata.update()."
+        )
+    column = mdata.obs[batch_key]
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        unused = [c for c in column.cat.categories if c not in set(column.dropna())]
+        if unused:
+            raise ValueError(
+                f"mdata.obs[{batch_key!r}] has batches without cells ({unused[:5]}), left by subsetting: call "
+                f"mdata.obs[{batch_key!r}] = mdata.obs[{batch_key!r}].cat.remove_unused_categories() first."
+            )
+    missing = column.isna().to_numpy() & paired
+    if missing.any():
+        raise ValueError(
+            f"{int(missing.sum())} cells have no batch in mdata.obs[{batch_key!r}] (e.g. "
+            f"{mdata.obs_names[missing][0]!r}): fill it in for every cell."
+        )
+
+
+def batch_codes(mdata: MuData, batch_key: str, batches: list[str]) -> np.ndarray:
+    """Each cell's position in the model's ``batches`` (matched by name), or an error naming unseen batches."""
+    if batch_key not in mdata.obs.columns:
+        raise KeyError(
+            f"These cells have no batch column {batch_key!r} in mdata.obs (the model was registered with "
+            f"batch_key={batch_key!r})."
+        )
+    names = mdata.obs[batch_key].astype(str).to_numpy()
+    codes = pd.Index(batches).get_indexer(names)
+    if (codes < 0).any():
+        unseen = sorted(set(names[codes < 0]))
+        raise ValueError(
+            f"Batches {unseen} were not in the training data: map these cells with "
+            "IndiSeek.load_query_data(mdata, model), which centres each new batch on its own cells."
+        )
+    return codes

@@ -17,20 +17,24 @@ import torch
 from mudata import MuData
 from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager, fields
+from scvi.data._constants import _SCVI_UUID_KEY
 from scvi.dataloaders import DataSplitter
 from scvi.model._utils import get_max_epochs_heuristic, parse_device_args, use_distributed_sampler
 from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
+from sklearn.neighbors import NearestNeighbors
 
 from indiseek._checks import check_bool, check_choice, check_int, check_real
 from indiseek._docs import dsp
 from indiseek._keys import KINDS, MODALITIES, embedding_key
 from indiseek.defaults import CITESEQ
 from indiseek.module import IndiSeekModule, check_club_estimator, get_objective
+from indiseek.nn import clr
 from indiseek.pp import fit_protein_inputs, fit_rna_inputs
 from indiseek.train import SharedTrainingPlan, SpecificTrainingPlan, check_optimizer
 
-from ._data import aligned_mudata, check_mudata
+from ._data import batch_codes, check_batches, check_cells, check_mudata, is_aligned, modality_counts, paired_mudata
+from ._query import extend_batches
 from ._save import load_model, save_model
 from ._sweep import LAMBDA_GRID, check_lambdas, sweep, use
 from ._utils import non_finite
@@ -38,6 +42,7 @@ from ._utils import non_finite
 logger = logging.getLogger(__name__)
 
 _DEFAULT_MODALITIES = {"rna_layer": "rna", "protein_layer": "prot"}
+_PAIRED_KEY = "_indiseek_paired_uuid"  # in the uns of a MuData with unpaired cells: its registered paired copy
 _STAGES = ("shared", "specific")
 
 
@@ -93,6 +98,8 @@ class IndiSeek(BaseModelClass):
     >>> model.write_embeddings()
     """
 
+    _paired_copies: dict[str, MuData] = {}  # noqa: RUF012 - registered copies of paired cells, by their uuid
+
     def __init__(
         self,
         mdata: MuData,
@@ -110,12 +117,14 @@ class IndiSeek(BaseModelClass):
         n_top_genes: int = CITESEQ.n_top_genes,
         n_pcs: int = CITESEQ.n_pcs,
     ):
-        if not isinstance(mdata, MuData) or self._get_most_recent_anndata_manager(mdata) is None:
+        registered = self._registered(mdata)
+        if registered is None:
             raise ValueError(
                 "This MuData is not registered: call IndiSeek.setup_mudata(mdata) (with the modalities and layers of "
                 "the raw counts) before IndiSeek(mdata)."
             )
-        super().__init__(mdata)
+        super().__init__(registered)
+        self._mdata = mdata
         self.init_params_ = self._get_init_params(locals())
         params = dict(self.init_params_["non_kwargs"])
         params["method"] = method = method.lower() if isinstance(method, str) else method
@@ -139,6 +148,10 @@ class IndiSeek(BaseModelClass):
         self._module_kwargs = params
         rna, protein = self._modality_keys()
         self.var_names_ = {"rna": list(mdata[rna].var_names), "protein": list(mdata[protein].var_names)}
+        self.batches_: list[str] | None = None  # batch names, in the order of the networks' batch offsets
+        if self.setup_args_.get("batch_key") is not None:
+            mapping = self.adata_manager.get_state_registry(REGISTRY_KEYS.BATCH_KEY).categorical_mapping
+            self.batches_ = [str(b) for b in mapping]
         self.module: IndiSeekModule | None = None
         self.train_times_: dict[str, float] = {}
         self.lambda_states_: dict[float, dict[str, torch.Tensor]] = {}
@@ -157,14 +170,20 @@ class IndiSeek(BaseModelClass):
         rna_layer: str | None = None,
         protein_layer: str | None = None,
         modalities: dict[str, str] | None = None,
+        batch_key: str | None = None,
         allow_non_integer: bool = False,
         **kwargs,
     ) -> None:
         """Register the raw RNA and protein counts of a MuData object.
 
-        The counts are checked first: finite, non-negative, whole numbers, every cell with counts in both
-        modalities, at least 2 features that vary in each, unique feature names, ``mdata.obs_names`` in the
-        modalities' order. A warning says when the RNA has fewer features than the protein (swapped modalities?).
+        The counts are checked first: finite, non-negative, whole numbers, every cell of a modality with counts in
+        it, at least 2 features that vary in each, unique feature and cell names, every modality's cells among
+        ``mdata.obs_names``. A warning says when the RNA has fewer features than the protein (swapped modalities?).
+
+        Cells measured in one modality only (a modality without some of ``mdata``'s cells, as ``muon`` stores
+        unpaired cells) are kept: training uses the cells with both modalities (a log line says how many; a copy
+        of them is registered, :attr:`model.adata <adata>`), and every cell is embedded with the encoders of the
+        modalities it has (NaN features for the other).
 
         Parameters
         ----------
@@ -174,6 +193,10 @@ class IndiSeek(BaseModelClass):
             Layers holding the raw counts (``None``: ``.X``).
         modalities
             Which modality holds which data: ``{"rna_layer": "rna", "protein_layer": "prot"}`` (the default).
+        batch_key
+            Column of ``mdata.obs`` with each cell's batch. Each batch's inputs are then centred on its own means
+            (RNA genes are selected per batch and the principal components are those of the pooled within-batch
+            covariance), so that shifts between batches do not enter the features; see the method page.
         allow_non_integer
             Accept counts that are not whole numbers, e.g. after ambient-RNA removal or ADT denoising. Log-normalised
             or scaled data are still wrong inputs: the model normalises and transforms the counts itself.
@@ -188,7 +211,24 @@ class IndiSeek(BaseModelClass):
         if not isinstance(allow_non_integer, bool):
             raise TypeError(f"allow_non_integer must be True or False, got {allow_non_integer!r}.")
         rna, protein = modalities["rna_layer"], modalities["protein_layer"]
-        check_mudata(mdata, rna, protein, rna_layer, protein_layer, integer=not allow_non_integer)
+        paired = check_mudata(mdata, rna, protein, rna_layer, protein_layer, integer=not allow_non_integer)
+        if paired.sum() < 2:
+            raise ValueError(
+                f"Only {int(paired.sum())} cells are measured in both {rna!r} and {protein!r}: IndiSeek learns from "
+                "cells with both modalities (cells with one are embedded afterwards)."
+            )
+        if batch_key is not None:
+            check_batches(mdata, batch_key, paired)
+        mdata.uns.pop(_PAIRED_KEY, None)
+        registered = mdata
+        if not is_aligned(mdata, rna, protein):  # scvi-tools registers fully paired, aligned cells only
+            registered = paired_mudata(mdata, rna, protein, paired)
+            logger.info(
+                "%d of %d cells have both modalities (%d %s only, %d %s only); the model trains on a copy of the "
+                "paired cells and embeds every cell with the encoders of the modalities it has.",
+                registered.n_obs, mdata.n_obs, mdata[rna].n_obs - registered.n_obs, rna,
+                mdata[protein].n_obs - registered.n_obs, protein,
+            )  # fmt: skip
         counts = not allow_non_integer  # scvi-tools' own check would only repeat ours, naming no modality
         mudata_fields = [
             fields.MuDataLayerField(
@@ -198,9 +238,33 @@ class IndiSeek(BaseModelClass):
                 REGISTRY_KEYS.PROTEIN_EXP_KEY, protein_layer, mod_key=protein, is_count_data=counts, mod_required=True
             ),
         ]
+        if batch_key is not None:
+            mudata_fields.append(fields.MuDataCategoricalObsField(REGISTRY_KEYS.BATCH_KEY, batch_key, mod_key=None))
         adata_manager = AnnDataManager(fields=mudata_fields, setup_method_args=setup_method_args)
-        adata_manager.register_fields(mdata, **kwargs)
+        adata_manager.register_fields(registered, **kwargs)
         cls.register_manager(adata_manager)
+        if registered is not mdata:
+            uuid = registered.uns[_SCVI_UUID_KEY]
+            cls._paired_copies[uuid] = registered
+            mdata.uns[_PAIRED_KEY] = uuid
+
+    @classmethod
+    def _registered(cls, mdata: MuData) -> MuData | None:
+        """The MuData registered for ``mdata``: itself, or the copy of its paired cells; ``None`` if unregistered."""
+        if not isinstance(mdata, MuData):
+            return None
+        if _PAIRED_KEY in mdata.uns:
+            return cls._paired_copies.get(mdata.uns[_PAIRED_KEY])
+        return mdata if cls._get_most_recent_anndata_manager(mdata) is not None else None
+
+    @property
+    def mdata(self) -> MuData:
+        """The MuData the model was created with, every cell included.
+
+        :attr:`adata` is the registered data the model trains on: the same object when every cell has both
+        modalities in the same order, otherwise a copy of the paired cells.
+        """
+        return self._mdata
 
     @classmethod
     def setup_anndata(cls, *args, **kwargs):
@@ -285,6 +349,8 @@ class IndiSeek(BaseModelClass):
             ``ModelCheckpoint`` saves during the shared stage only.
         """
         n_cells = self.adata.n_obs
+        if self.adata is not self.mdata:
+            logger.info("Training on the %d of %d cells measured in both modalities.", n_cells, self.mdata.n_obs)
         max_epochs = get_max_epochs_heuristic(n_cells) if max_epochs is None else max_epochs
         check_int(max_epochs, "max_epochs", 1)
         check_int(batch_size, "batch_size", 2, hint="The contrastive loss compares each cell with the others.")
@@ -355,12 +421,24 @@ class IndiSeek(BaseModelClass):
                 )
             self.history_ = history
             self.is_trained_ = True
+            self._add_unpaired_batches()
             if self.lambda_auto:
                 self.sweep_lambda(
                     LAMBDA_GRID, max_epochs=max_epochs, batch_size=batch_size, train_size=train_size, lr=lr,
                     n_estimator_steps=n_estimator_steps, seed=scvi.settings.seed, accelerator=accelerator,
                     devices=devices, **sweep_kwargs,
                 )  # fmt: skip
+
+    def _add_unpaired_batches(self) -> None:
+        """Centre the batches that only cells with one modality come from on their own cells (see load_query_data)."""
+        if self.batches_ is None or self.mdata is self.adata:
+            return
+        batch_key = self.setup_args_["batch_key"]
+        new = [b for b in pd.unique(self.mdata.obs[batch_key].dropna().astype(str)) if b not in self.batches_]
+        if new:
+            logger.info("Batches %s hold cells with one modality only: each is centred on its own cells.", new)
+            self.batches_ = self.batches_ + new
+            extend_batches(self, self.mdata, batch_key, new)
 
     def _run_stage(
         self, stage: str, plan, splitter: DataSplitter, max_epochs: int, accelerator, devices, trainer_kwargs: dict,
@@ -413,11 +491,21 @@ class IndiSeek(BaseModelClass):
         rna = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
         protein = self.adata_manager.get_from_registry(REGISTRY_KEYS.PROTEIN_EXP_KEY)
         protein = protein.to_numpy() if isinstance(protein, pd.DataFrame) else protein
-        fitted = {"rna": fit_rna_inputs(rna[idx], self.n_top_genes, self.n_pcs), "protein": fit_protein_inputs(
-            protein[idx])}  # fmt: skip
+        batch = None
+        if self.batches_ is not None:
+            batch = np.asarray(self.adata_manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY)).ravel()[idx].astype(int)
+            missing = sorted(set(range(len(self.batches_))) - set(batch))
+            if missing:
+                raise ValueError(
+                    f"Batch {self.batches_[missing[0]]!r} has no training cell (with both modalities): remove its "
+                    "cells or use a larger train_size."
+                )
+        fitted = {"rna": fit_rna_inputs(rna[idx], self.n_top_genes, self.n_pcs, batch),
+                  "protein": fit_protein_inputs(protein[idx], batch)}  # fmt: skip
         module = IndiSeekModule(
             n_genes=rna.shape[1], n_selected_genes=len(fitted["rna"]["genes"]),
-            n_pcs=fitted["rna"]["components"].shape[0], n_proteins=protein.shape[1], **self._module_kwargs,
+            n_pcs=fitted["rna"]["components"].shape[0], n_proteins=protein.shape[1],
+            n_batches=len(self.batches_ or [None]), **self._module_kwargs,
         )  # fmt: skip
         for modality, arrays in fitted.items():
             for name, value in arrays.items():
@@ -513,37 +601,58 @@ class IndiSeek(BaseModelClass):
         return next(self.module.parameters()).device if self.module is not None else torch.device("cpu")
 
     # ------------------------------------------------------------------ outputs
-    @torch.no_grad()
-    def _embed(self, mdata: MuData | None, batch_size: int) -> dict[tuple[str, str], np.ndarray]:
-        self._check_if_trained(warn=False)
-        check_int(batch_size, "batch_size", 1)
-        mdata = self._validate_anndata(self._aligned(mdata))
-        parts = defaultdict(list)
-        self.module.eval()
-        for tensors in self._make_data_loader(mdata, batch_size=batch_size):
-            tensors = {k: v.to(self.device) for k, v in tensors.items()}
-            for key, value in self.module.embed(tensors).items():
-                parts[key].append(value.cpu().numpy())
-        out = {key: np.concatenate(chunks) for key, chunks in parts.items()}
-        for (modality, kind), value in out.items():
-            bad = ~np.isfinite(value).all(1)
-            if bad.any():
-                raise FloatingPointError(
-                    f"The {kind} {modality} features of {int(bad.sum())} cells are not finite (e.g. "
-                    f"{mdata.obs_names[np.flatnonzero(bad)[0]]}): their counts are far outside the training data's."
-                )
-        return out
-
-    def _aligned(self, mdata: MuData | None) -> MuData:
-        """The registered MuData, or ``mdata`` checked and with the registered features in registered order."""
-        if mdata is None:
-            return self.adata
+    def _counts(self, mdata: MuData | None) -> tuple[MuData, dict[str, tuple[np.ndarray, object]]]:
+        """Cells to embed (default: :attr:`mdata`) and, per modality, its rows in them and its registered counts."""
+        mdata = self.mdata if mdata is None else mdata
         rna, protein = self._modality_keys()
+        check_cells(mdata, rna, protein)
         args = self.setup_args_
         integer = not args.get("allow_non_integer", False)
-        return aligned_mudata(
-            mdata, rna, protein, args.get("rna_layer"), args.get("protein_layer"), self.var_names_, integer
-        )
+        counts = {
+            m: modality_counts(mdata, key, args.get(f"{m}_layer"), self.var_names_[m], integer)
+            for m, key in zip(MODALITIES, (rna, protein), strict=True)
+        }
+        if self.batches_ is not None:
+            codes = batch_codes(mdata, args["batch_key"], self.batches_)
+            counts = {m: (rows, x, codes[rows]) for m, (rows, x) in counts.items()}
+        else:
+            counts = {m: (rows, x, None) for m, (rows, x) in counts.items()}
+        return mdata, counts
+
+    def _chunks(self, x, codes: np.ndarray | None, batch_size: int):
+        """``batch_size`` rows of ``x`` as dense float32 tensors on the model's device, with their batch codes."""
+        for start in range(0, max(x.shape[0], 1), batch_size):  # one empty chunk when no cell has the modality
+            chunk = x[start : start + batch_size]
+            chunk = chunk.toarray() if hasattr(chunk, "toarray") else np.asarray(chunk)
+            batch = None if codes is None else torch.as_tensor(codes[start : start + batch_size], device=self.device)
+            yield torch.as_tensor(chunk, dtype=torch.float32, device=self.device), batch
+
+    @torch.no_grad()
+    def _embed(self, mdata: MuData | None, batch_size: int) -> dict[tuple[str, str], np.ndarray]:
+        """Features of every cell of ``mdata`` by ``(modality, kind)``; NaN rows for cells without the modality."""
+        self._check_if_trained(warn=False)
+        check_int(batch_size, "batch_size", 1)
+        mdata, counts = self._counts(mdata)
+        self.module.eval()
+        out = {}
+        for m, (rows, x, codes) in counts.items():
+            parts = defaultdict(list)
+            for chunk, batch in self._chunks(x, codes, batch_size):
+                for kind, value in self.module.encode(chunk, m, batch).items():
+                    parts[kind].append(value.cpu().numpy())
+            for kind, chunks in parts.items():
+                value = np.concatenate(chunks)
+                bad = ~np.isfinite(value).all(1)
+                if bad.any():
+                    raise FloatingPointError(
+                        f"The {kind} {m} features of {int(bad.sum())} cells are not finite (e.g. "
+                        f"{mdata.obs_names[rows[np.flatnonzero(bad)[0]]]}): their counts are far outside the "
+                        "training data's."
+                    )
+                full = np.full((mdata.n_obs, value.shape[1]), np.nan, dtype=np.float32)
+                full[rows] = value
+                out[(m, kind)] = full
+        return out
 
     def get_latent_representation(
         self,
@@ -587,17 +696,73 @@ class IndiSeek(BaseModelClass):
         """The inputs ``X_i`` the networks see: RNA principal components or centred protein CLR, ``(n_cells, dim)``.
 
         Prepared with the transformation fitted on the training cells, e.g. to measure completeness
-        (:func:`~indiseek.tl.diagnostics`).
+        (:func:`~indiseek.tl.diagnostics`). Cells without the modality get NaN rows.
         """
         self._check_if_trained(warn=False)
         check_choice(modality, "modality", MODALITIES)
         check_int(batch_size, "batch_size", 1)
-        mdata = self._validate_anndata(self._aligned(mdata))
-        chunks = [
-            self.module.prepare({k: v.to(self.device) for k, v in tensors.items()}, modality).cpu().numpy()
-            for tensors in self._make_data_loader(mdata, batch_size=batch_size)
-        ]
-        return np.concatenate(chunks)
+        mdata, counts = self._counts(mdata)
+        rows, x, codes = counts[modality]
+        prepared = [self.module.inputs[modality](*chunk).cpu().numpy() for chunk in self._chunks(x, codes, batch_size)]
+        full = np.full((mdata.n_obs, self.module.inputs[modality].n_output), np.nan, dtype=np.float32)
+        if prepared:
+            full[rows] = np.concatenate(prepared)
+        return full
+
+    @torch.no_grad()
+    def get_imputed_protein(
+        self, mdata: MuData | None = None, n_neighbors: int = 15, batch_size: int = 4096
+    ) -> pd.DataFrame:
+        """Each cell's protein (CLR scale) predicted from its RNA alone, through the RNA's shared features.
+
+        The shared stage maps a cell's RNA and its protein to the same point, so cells whose RNA shared features
+        ``C_rna`` are close have similar protein. The imputed protein of a cell is the mean measured CLR
+        (``log1p(x / geometric mean)``, :func:`~indiseek.nn.clr`) of the ``n_neighbors`` training cells nearest to
+        it in ``C_rna`` (Euclidean); a training cell is not its own neighbour. Cells without RNA (protein-only
+        cells) get NaN rows; cells with RNA only are imputed like any other.
+
+        Parameters
+        ----------
+        mdata
+            Cells to impute (default: :attr:`mdata`, every cell); new cells need the registered RNA modality,
+            layer and genes.
+        n_neighbors
+            Training cells averaged per cell.
+        batch_size
+            Cells per forward pass.
+
+        Returns
+        -------
+        DataFrame, cells x registered proteins, indexed by ``obs_names``.
+        """
+        self._check_if_trained(warn=False)
+        if self.train_indices is None:
+            raise ValueError(
+                "This model does not know its training cells (a model saved by indiseek 0.1, or loaded with other "
+                "cells than it was trained on): load it with its training MuData, or retrain it."
+            )
+        train = np.sort(np.asarray(self.train_indices))
+        check_int(n_neighbors, "n_neighbors", 1, len(train) - 1, f"There are {len(train)} training cells.")
+        target = self.mdata if mdata is None else mdata
+        query = self._embed(target, batch_size)[("rna", "shared")]
+        reference = self._embed(self.adata, batch_size)[("rna", "shared")][train]
+        _, counts = self._counts(self.adata)
+        rows, x, _ = counts["protein"]
+        x = x[np.argsort(rows)[train]]
+        measured = np.concatenate([clr(chunk).cpu().numpy() for chunk, _ in self._chunks(x, None, batch_size)])
+
+        has_rna = ~np.isnan(query).any(axis=1)
+        imputed = np.full((target.n_obs, measured.shape[1]), np.nan, dtype=np.float32)
+        if has_rna.any():
+            search = NearestNeighbors(n_neighbors=n_neighbors + 1).fit(reference)
+            idx = search.kneighbors(query[has_rna], return_distance=False)
+            own = pd.Index(self.adata.obs_names[train]).get_indexer(target.obs_names[has_rna])
+            is_own = idx == own[:, None]
+            drop = np.where(is_own.any(axis=1), is_own.argmax(axis=1), n_neighbors)  # itself, else the farthest
+            keep = np.ones_like(idx, dtype=bool)
+            keep[np.arange(len(idx)), drop] = False
+            imputed[has_rna] = measured[idx[keep].reshape(len(idx), n_neighbors)].mean(axis=1)
+        return pd.DataFrame(imputed, index=target.obs_names.copy(), columns=list(self.var_names_["protein"]))
 
     def embedding_keys(self) -> dict[str, str]:
         """The ``.obsm`` keys :meth:`write_embeddings` writes, by ``"<kind>_<modality>"`` (and ``"all"``)."""
@@ -613,8 +778,8 @@ class IndiSeek(BaseModelClass):
         ``X_<method>`` (their concatenation, as :meth:`get_latent_representation` returns it). They can be used
         as usual, e.g. ``sc.pp.neighbors(mdata, use_rep="X_indiseek_specific_rna")``.
         """
-        target = self.adata if mdata is None else mdata
-        emb = self._embed(mdata, batch_size)
+        target = self.mdata if mdata is None else mdata
+        emb = self._embed(target, batch_size)
         keys = self.embedding_keys()
         values = {key: emb[tuple(name.split("_")[::-1])] for name, key in keys.items() if name != "all"}
         values[keys["all"]] = np.concatenate(list(values.values()), axis=1)
@@ -662,6 +827,52 @@ class IndiSeek(BaseModelClass):
                 f"{torch.cuda.device_count()} GPU(s). Pass accelerator='cpu', or a GPU index as device."
             ) from None
         return load_model(cls, dir_path, mdata, torch_device)
+
+    @classmethod
+    def load_query_data(cls, mdata: MuData, reference_model: IndiSeek) -> IndiSeek:
+        """A copy of ``reference_model`` that also embeds the batches of ``mdata`` it was not trained on.
+
+        With a ``batch_key``, batches only enter the networks through their centres (each batch's inputs are
+        centred on its own means), so mapping new batches needs no training: each new batch's centres are the
+        means of its own cells in ``mdata``, RNA and protein separately (over the cells that have the modality).
+        The networks are the reference's; the copy's :attr:`mdata` is the query, the default target of
+        :meth:`get_latent_representation` and :meth:`write_embeddings`, and its training data stay the
+        reference's (e.g. for :meth:`get_imputed_protein`). A new batch should hold enough cells of each type for
+        its mean to be the batch's shift, not its composition; batches the reference has keep their centres.
+
+        Parameters
+        ----------
+        mdata
+            Query cells with the reference's modalities, layers, features and batch column.
+        reference_model
+            A trained model registered with a ``batch_key``.
+        """
+        import copy
+
+        if not isinstance(reference_model, cls):
+            raise TypeError(f"reference_model must be a trained {cls.__name__}, got {type(reference_model).__name__}.")
+        reference_model._check_if_trained(warn=False)
+        if reference_model.batches_ is None:
+            raise ValueError(
+                "The reference model has no batches (setup_mudata without batch_key): embed the query directly with "
+                "reference_model.get_latent_representation(mdata)."
+            )
+        batch_key = reference_model.setup_args_["batch_key"]
+        rna, protein = reference_model._modality_keys()
+        check_cells(mdata, rna, protein)
+        if batch_key not in mdata.obs.columns:
+            raise KeyError(f"The query has no batch column {batch_key!r} in mdata.obs (the reference's batch_key).")
+        names = mdata.obs[batch_key].astype(str)
+        new = [b for b in pd.unique(names) if b not in reference_model.batches_]
+        if not new:
+            logger.info("Every batch of the query is a batch of the reference: nothing to add.")
+        model = copy.copy(reference_model)
+        model.module = copy.deepcopy(reference_model.module)
+        model.batches_ = reference_model.batches_ + new
+        model._mdata = mdata
+        if new:
+            extend_batches(model, mdata, batch_key, new)
+        return model
 
     @staticmethod
     def view_setup_args(dir_path: str, prefix: str | None = None) -> None:

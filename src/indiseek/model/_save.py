@@ -31,12 +31,24 @@ _FILES = (_WEIGHTS, _INFO, _MDATA)
 FORMAT = 2
 
 
+_SPLIT = "_split."  # prefix of the saved training/validation cell indices (not module state)
+
+
 def _tensors(model: IndiSeek) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().contiguous() for k, v in model.module.state_dict().items()}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.module.state_dict().items()}
+    for name in ("train", "validation"):
+        indices = getattr(model, f"{name}_indices", None)
+        if indices is not None:
+            tensors[_SPLIT + name] = torch.as_tensor(np.asarray(indices, dtype=np.int64))
+    return tensors
 
 
 def _digest(tensor: torch.Tensor) -> str:
     return hashlib.sha256(tensor.numpy().tobytes()).hexdigest()
+
+
+def _names_digest(names) -> str:
+    return hashlib.sha256("\n".join(map(str, names)).encode()).hexdigest()
 
 
 def _checksum(info: dict) -> str:
@@ -88,7 +100,10 @@ def save_model(model: IndiSeek, dir_path: str | Path, overwrite: bool = False, s
             "n_selected_genes": int(inputs["rna"].genes.shape[0]),
             "n_pcs": inputs["rna"].n_output,
             "n_proteins": inputs["protein"].n_output,
+            "n_batches": inputs["rna"].n_batches,
         },
+        "batches": model.batches_,
+        "registered_cells": _names_digest(model.adata.obs_names),
         "train_times": model.train_times_,
         "history": {k: v.reset_index().to_dict(orient="list") for k, v in (model.history_ or {}).items()},
         "tensors": {k: _digest(v) for k, v in tensors.items()},
@@ -105,7 +120,7 @@ def save_model(model: IndiSeek, dir_path: str | Path, overwrite: bool = False, s
         save_file(tensors, tmp[_WEIGHTS])
         tmp[_INFO].write_text(json.dumps(info, indent=1))
         if save_mudata:
-            model.adata.write_h5mu(tmp[_MDATA])
+            model.mdata.write_h5mu(tmp[_MDATA])
         for name in (_MDATA, _WEIGHTS, _INFO):  # the record last: it certifies the rest
             if tmp[name].exists():
                 os.replace(tmp[name], dest / name)
@@ -183,8 +198,12 @@ def load_model(cls, dir_path: str | Path, mdata: MuData | None, device: torch.de
     cls.setup_mudata(mdata, **info["setup_args"])
     model = cls(mdata, **info["init_params"]["non_kwargs"])
     model.var_names_ = info["var_names"]  # the features the networks expect; queries are matched by name
+    model.batches_ = info.get("batches")  # a query model's also holds the batches it was given
     model.module = IndiSeekModule(**info["shapes"], **model._module_kwargs)
+    split = {k.removeprefix(_SPLIT): tensors.pop(k).numpy() for k in list(tensors) if k.startswith(_SPLIT)}
     model.module.load_state_dict(tensors)
+    if info.get("registered_cells") == _names_digest(model.adata.obs_names):  # the split indexes these cells
+        model.train_indices_, model.validation_indices_ = split.get("train"), split.get("validation")
     if info.get("lambda_in_use") is not None:
         set_lambda(model.module, info["lambda_in_use"])
     if info.get("lambda_sweep") is not None:

@@ -74,7 +74,7 @@ def sweep(
         raise ValueError(
             f"Only {splitter.n_train} training cells for a batch of {batch_size}: pass a smaller batch_size."
         )
-    inputs = {m: model.get_prepared_inputs(modality=m) for m in MODALITIES}
+    inputs = {m: model.get_prepared_inputs(model.adata, modality=m) for m in MODALITIES}  # the paired cells
     trainer_kwargs = {**trainer_kwargs, "early_stopping": False, "check_val_every_n_epoch": None}  # equal budgets
     rows, states = [], {}
     for lambda_ in lambdas:
@@ -90,7 +90,7 @@ def sweep(
         if bad:
             raise FloatingPointError(f"lambda={lambda_:g} left NaN or infinite values in {bad[0]}: try a smaller lr.")
         model.is_trained_ = True
-        emb = model._embed(None, 4096)
+        emb = model._embed(model.adata, 4096)
         row: dict[str, float] = {"lambda": lambda_}
         for m in MODALITIES:
             z, c, c_other = emb[(m, "specific")], emb[(m, "shared")], emb[(_OTHER[m], "shared")]

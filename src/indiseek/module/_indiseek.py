@@ -42,6 +42,9 @@ class IndiSeekModule(nn.Module):
         Temperature of the InfoNCE capture term (FactorizedCL, InfoDisen).
     club_sample, club_estimator
         The CLUB estimator (see :class:`SpecificModule`).
+    n_batches
+        Batches of the training cells; each batch's inputs are centred on its own means (minibatches then carry
+        ``tensors["batch"]``).
     """
 
     def __init__(
@@ -61,10 +64,14 @@ class IndiSeekModule(nn.Module):
         capture_temperature: float,
         club_sample: bool,
         club_estimator: str,
+        n_batches: int = 1,
     ):
         super().__init__()
         self.inputs = nn.ModuleDict(
-            {"rna": RNAInputs(n_genes, n_selected_genes, n_pcs), "protein": ProteinInputs(n_proteins)}
+            {
+                "rna": RNAInputs(n_genes, n_selected_genes, n_pcs, n_batches),
+                "protein": ProteinInputs(n_proteins, n_batches),
+            }
         )
         self.shared = SharedModule(n_pcs, n_proteins, n_shared, n_hidden, n_layers, temperature, learn_temperature)
         objective = get_objective(method)
@@ -97,7 +104,7 @@ class IndiSeekModule(nn.Module):
 
     def prepare(self, tensors: dict[str, torch.Tensor], modality: str) -> torch.Tensor:
         """Prepared inputs ``X_i`` of one modality from a minibatch of raw counts."""
-        return self.inputs[modality](tensors[_COUNT_KEYS[modality]])
+        return self.inputs[modality](tensors[_COUNT_KEYS[modality]], tensors.get(REGISTRY_KEYS.BATCH_KEY))
 
     def loss(self, tensors: dict[str, torch.Tensor]) -> LossOutput:
         """CLIP loss of the shared stage on a minibatch of paired cells."""
@@ -121,21 +128,30 @@ class IndiSeekModule(nn.Module):
         return estimator_loss(self.specific, inputs, z)
 
     @torch.no_grad()
-    def embed(self, tensors: dict[str, torch.Tensor], scaled: bool = True) -> dict[tuple[str, str], torch.Tensor]:
-        """Shared and (unless CLIP) specific features of a minibatch, keyed by ``(modality, kind)``.
+    def encode(
+        self, counts: torch.Tensor, modality: str, batch: torch.Tensor | None = None, scaled: bool = True
+    ) -> dict[str, torch.Tensor]:
+        """Shared and (unless CLIP) specific features of one modality's raw counts (cells of ``batch``), by kind.
 
-        With ``scaled``, each block centred and divided by its scale (:meth:`set_embedding_scale`).
+        Needs that modality only, so cells measured in one modality are embedded too. With ``scaled``, each block
+        centred and divided by its scale (:meth:`set_embedding_scale`).
         """
-        out = {}
-        for m in MODALITIES:
-            x = self.prepare(tensors, m)
-            out[(m, "shared")] = self.shared.encode(x, m)
-            if self.specific is not None:
-                out[(m, "specific")] = self.specific[m].encode(x)
+        x = self.inputs[modality](counts, batch)
+        out = {"shared": self.shared.encode(x, modality)}
+        if self.specific is not None:
+            out["specific"] = self.specific[modality].encode(x)
         if scaled:
-            out = {(m, k): (v - getattr(self, f"center_{k}_{m}")) / getattr(self, f"scale_{k}_{m}")
-                   for (m, k), v in out.items()}  # fmt: skip
+            out = {k: (v - getattr(self, f"center_{k}_{modality}")) / getattr(self, f"scale_{k}_{modality}")
+                   for k, v in out.items()}  # fmt: skip
         return out
+
+    @torch.no_grad()
+    def embed(self, tensors: dict[str, torch.Tensor], scaled: bool = True) -> dict[tuple[str, str], torch.Tensor]:
+        """Shared and (unless CLIP) specific features of a minibatch of paired cells, keyed by ``(modality, kind)``."""
+        batch = tensors.get(REGISTRY_KEYS.BATCH_KEY)
+        return {
+            (m, k): v for m in MODALITIES for k, v in self.encode(tensors[_COUNT_KEYS[m]], m, batch, scaled).items()
+        }
 
     @torch.no_grad()
     def set_embedding_scale(self, sums: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]], n: int) -> None:

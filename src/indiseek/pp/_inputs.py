@@ -11,6 +11,7 @@ import logging
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import scanpy as sc
 import torch
 from scipy import sparse
@@ -57,7 +58,29 @@ def standard_rna_pcs(rna: ad.AnnData, n_top_genes: int = 2000, n_pcs: int = 50, 
     return tmp.obsm["X_pca"]
 
 
-def fit_rna_inputs(counts, n_top_genes: int, n_pcs: int) -> dict[str, np.ndarray]:
+def _batch_means(x, batch: np.ndarray, n_batches: int) -> np.ndarray:
+    """Mean of the rows of ``x`` (sparse or dense) in each batch, ``(n_batches, n_features)``."""
+    indicator = sparse.csr_matrix((np.ones(len(batch)), (batch, np.arange(len(batch)))), shape=(n_batches, len(batch)))
+    sizes = np.asarray(indicator.sum(1)).ravel()
+    if (sizes == 0).any():
+        raise ValueError(f"Batch {int(np.flatnonzero(sizes == 0)[0])} has no training cells.")
+    sums = indicator @ x
+    sums = sums.toarray() if sparse.issparse(sums) else sums
+    return np.asarray(sums, dtype=np.float64) / sizes[:, None]
+
+
+def _within_batch_pca(x, batch: np.ndarray, means: np.ndarray, n_comps: int) -> np.ndarray:
+    """Leading eigenvectors ``(n_comps, n_features)`` of the pooled within-batch covariance, without densifying."""
+    xtx = (x.T @ x).toarray() if sparse.issparse(x) else x.T @ x
+    sizes = np.bincount(batch, minlength=len(means))
+    cov = (np.asarray(xtx, dtype=np.float64) - (means.T * sizes) @ means) / max(len(batch) - len(means), 1)
+    values, vectors = np.linalg.eigh(cov)
+    order = np.argsort(values)[::-1][:n_comps]
+    vectors = vectors[:, order].T
+    return vectors * np.sign(vectors[np.arange(n_comps), np.abs(vectors).argmax(1)])[:, None]  # a fixed sign
+
+
+def fit_rna_inputs(counts, n_top_genes: int, n_pcs: int, batch: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Fit the RNA preparation on the training cells' raw counts.
 
     Parameters
@@ -68,20 +91,30 @@ def fit_rna_inputs(counts, n_top_genes: int, n_pcs: int) -> dict[str, np.ndarray
         Highly variable genes to keep (all genes when there are fewer).
     n_pcs
         Principal components, capped by the number of training cells and genes minus one.
+    batch
+        Batch codes ``0 .. n_batches - 1`` of the cells, or ``None`` for one batch. With several batches, genes are
+        selected per batch (scanpy's ``batch_key``), each batch is centred on its own mean, and the components are
+        those of the pooled within-batch covariance: differences between batch means do not enter the inputs.
 
     Returns
     -------
     ``genes`` (indices of the kept genes among the registered ones), ``mean`` (``(n_genes_kept,)``) and
-    ``components`` (``(n_pcs, n_genes_kept)``), the buffers of :class:`indiseek.module.RNAInputs`. The PCA is
+    ``components`` (``(n_pcs, n_genes_kept)``), the buffers of :class:`indiseek.module.RNAInputs`; with several
+    batches also ``batch_offset`` (``(n_batches, n_genes_kept)``, each batch's mean minus ``mean``). The PCA is
     the exact eigendecomposition of the covariance (scanpy's ``covariance_eigh``), which is deterministic and
     works on sparse data.
     """
     adata = ad.AnnData(sparse.csr_matrix(counts, dtype=np.float32))
     sc.pp.normalize_total(adata, target_sum=1e4)
     sc.pp.log1p(adata)
+    n_batches = 1 if batch is None else int(batch.max()) + 1
+    if n_batches > 1:
+        adata.obs["batch"] = pd.Categorical(batch)
     if adata.n_vars > n_top_genes:
         try:
-            sc.pp.highly_variable_genes(adata, n_top_genes=n_top_genes, flavor="seurat")
+            sc.pp.highly_variable_genes(
+                adata, n_top_genes=n_top_genes, flavor="seurat", batch_key="batch" if n_batches > 1 else None
+            )
         except (IndexError, ValueError) as err:  # scanpy's binning fails on tiny or nearly empty data
             raise ValueError(
                 f"Highly variable gene selection failed on the training cells' RNA ({adata.n_obs} cells, "
@@ -95,15 +128,31 @@ def fit_rna_inputs(counts, n_top_genes: int, n_pcs: int) -> dict[str, np.ndarray
     n_comps = min(n_pcs, adata.n_obs - 1, adata.n_vars - 1)
     if n_comps < 1:
         raise ValueError(f"Too few training cells ({adata.n_obs}) or genes ({adata.n_vars}) for a PCA.")
-    sc.pp.pca(adata, n_comps=n_comps, zero_center=True, svd_solver="covariance_eigh")
-    logger.info("RNA inputs: %d genes, %d principal components", len(genes), n_comps)
+    mean = np.asarray(adata.X.mean(0), dtype=np.float32).ravel()
+    logger.info("RNA inputs: %d genes, %d principal components, %d batch(es)", len(genes), n_comps, n_batches)
+    if n_batches == 1:
+        sc.pp.pca(adata, n_comps=n_comps, zero_center=True, svd_solver="covariance_eigh")
+        return {
+            "genes": genes.astype(np.int64),
+            "mean": mean,
+            "components": np.ascontiguousarray(adata.varm["PCs"].T, dtype=np.float32),
+        }
+    means = _batch_means(adata.X, batch, n_batches)
     return {
         "genes": genes.astype(np.int64),
-        "mean": np.asarray(adata.X.mean(0), dtype=np.float32).ravel(),
-        "components": np.ascontiguousarray(adata.varm["PCs"].T, dtype=np.float32),
+        "mean": mean,
+        "components": _within_batch_pca(adata.X, batch, means, n_comps).astype(np.float32),
+        "batch_offset": (means - mean).astype(np.float32),
     }
 
 
-def fit_protein_inputs(counts) -> dict[str, np.ndarray]:
-    """Fit the protein preparation (the training cells' mean CLR per protein) on raw counts ``(cells, proteins)``."""
-    return {"mean": clr(counts).mean(0)}
+def fit_protein_inputs(counts, batch: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Fit the protein preparation on raw counts ``(cells, proteins)``: the training cells' mean CLR per protein.
+
+    With batch codes ``batch``, also ``batch_offset``: each batch's mean CLR minus the overall mean.
+    """
+    values = clr(counts)
+    out = {"mean": values.mean(0)}
+    if batch is not None and batch.max() > 0:
+        out["batch_offset"] = (_batch_means(values, batch, int(batch.max()) + 1) - out["mean"]).astype(np.float32)
+    return out

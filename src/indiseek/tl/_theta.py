@@ -56,7 +56,9 @@ def theta_scores(
     mdata
         Data with the specific features in ``.obsm`` and labels in ``.obs``.
     label_key
-        Column of ``.obs`` with the labels (the paper uses level-2 cell types). Cells without a label (NaN)
+        Column of ``.obs`` with the labels (the paper uses level-2 cell types). Cells without both modalities'
+        features (NaN rows, e.g. unpaired cells) get NaN scores and are left out of the neighbour search. Cells
+        without a label (NaN)
         get NaN scores, stay in the neighbour search, and never count as a match for other cells. A column
         without any label is an error; one with a single label gives theta = 0 everywhere, with a warning.
     n_neighbors
@@ -91,8 +93,16 @@ def theta_scores(
     protein_key = protein_key or embedding_key(method, "specific", "protein")
     hint = "Write the model's embeddings first, e.g. `model.write_embeddings()`."
     cell_labels = labels(mdata, label_key, "label_key")
-    z_rna = matrix(mdata, rna_key, "rna_key", hint)
-    z_protein = matrix(mdata, protein_key, "protein_key", hint)
+    z_rna = matrix(mdata, rna_key, "rna_key", hint, missing_rows=True)
+    z_protein = matrix(mdata, protein_key, "protein_key", hint, missing_rows=True)
+    both = ~np.isnan(z_rna).any(axis=1) & ~np.isnan(z_protein).any(axis=1)
+    if both.sum() <= n_neighbors:
+        raise ValueError(
+            f"Only {int(both.sum())} cells have both {rna_key!r} and {protein_key!r}; theta needs more than "
+            f"n_neighbors={n_neighbors}."
+        )
+    if not both.all():
+        logger.info("%d cells without both modalities' features get NaN theta scores.", int((~both).sum()))
     if cell_labels.nunique() < 2:
         warnings.warn(
             f".obs[{label_key!r}] (label_key) holds a single label, so every neighbour shares it and theta is 0 "
@@ -102,16 +112,18 @@ def theta_scores(
         )
 
     codes = pd.Categorical(cell_labels).codes.astype(np.int64)  # -1 for NaN
-    k_rna = _same_label_counts(z_rna, codes, n_neighbors).astype(np.float64)
-    k_protein = _same_label_counts(z_protein, codes, n_neighbors).astype(np.float64)
-    missing = codes < 0
+    k_rna = np.full(n_obs, np.nan)
+    k_protein = np.full(n_obs, np.nan)
+    k_rna[both] = _same_label_counts(z_rna[both], codes[both], n_neighbors)
+    k_protein[both] = _same_label_counts(z_protein[both], codes[both], n_neighbors)
+    missing = (codes < 0) & both
     k_rna[missing] = np.nan
     k_protein[missing] = np.nan
     with np.errstate(divide="ignore", invalid="ignore"):
         theta = np.log((k_rna + pseudocount) / (k_protein + pseudocount))
     if missing.any():
         logger.info("%d cells without a %r label get NaN theta scores.", int(missing.sum()), label_key)
-    undefined = ~missing & ~np.isfinite(theta)
+    undefined = ~missing & both & ~np.isfinite(theta)
     if undefined.any():
         warnings.warn(
             f"pseudocount=0: {int(undefined.sum())} cells have no same-label neighbour in one or both modalities, "
