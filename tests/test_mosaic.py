@@ -196,3 +196,13 @@ def test_real_mosaic_file(real_data_dir):
     np.testing.assert_array_equal(np.isnan(mdata.obsm["X_indiseek_shared_rna"]).all(1), batch == "p2_0")
     imputed = model.get_imputed_protein()
     assert imputed.shape == (1600, 224) and imputed[batch == "p1_0"].notna().all().all()
+
+
+def test_clip_negatives_within_batches():
+    from indiseek.nn import clip_loss
+
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(10, 4, generator=gen), torch.randn(10, 4, generator=gen)
+    groups = torch.tensor([0, 0, 0, 1, 1, 1, 1, 2, 2, 2])
+    per_group = [(groups == g).sum() * clip_loss(a[groups == g], b[groups == g], 0.5) for g in range(3)]
+    torch.testing.assert_close(clip_loss(a, b, 0.5, groups), sum(per_group) / 10)

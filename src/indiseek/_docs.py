@@ -36,6 +36,14 @@ weight_decay, optimizer
     the gradient) or ``"AdamW"`` (decoupled: every weight shrinks by ``lr * weight_decay`` per step unless the loss
     holds it up)."""
 
+_neighbors = """\
+neighbors
+    Neighbour search: ``"exact"`` (scikit-learn's; time quadratic in cells), ``"pynndescent"`` (approximate
+    nearest-neighbour descent, about linear in cells; on one thread and seeded by ``random_state``, so a seed gives
+    the same neighbours on every machine) or ``"auto"``: exact up to 20,000 cells, pynndescent above. The search
+    used is recorded in the parameters under ``"neighbors"``. The documentation's results page measures how well
+    pynndescent agrees with the exact search ("Neighbour search at scale")."""
+
 dsp = DocstringProcessor(
     param_lambda=_lambda,
     param_network=_network,
@@ -43,4 +51,5 @@ dsp = DocstringProcessor(
     param_club=_club,
     param_estimator=_estimator,
     param_optimizer=_optimizer,
+    param_neighbors=_neighbors,
 )

@@ -43,8 +43,8 @@ class IndiSeekModule(nn.Module):
     club_sample, club_estimator
         The CLUB estimator (see :class:`SpecificModule`).
     n_batches
-        Batches of the training cells; each batch's inputs are centred on its own means (minibatches then carry
-        ``tensors["batch"]``).
+        Batches of the training cells; each batch's inputs are centred on its own means, and the CLIP negatives of
+        a cell are the cells of its batch in the minibatch (minibatches then carry ``tensors["batch"]``).
     """
 
     def __init__(
@@ -107,9 +107,9 @@ class IndiSeekModule(nn.Module):
         return self.inputs[modality](tensors[_COUNT_KEYS[modality]], tensors.get(REGISTRY_KEYS.BATCH_KEY))
 
     def loss(self, tensors: dict[str, torch.Tensor]) -> LossOutput:
-        """CLIP loss of the shared stage on a minibatch of paired cells."""
+        """CLIP loss of the shared stage on a minibatch of paired cells (negatives within each cell's batch)."""
         x = {m: self.prepare(tensors, m) for m in MODALITIES}
-        loss = self.shared.loss(x["rna"], x["protein"])["loss"]
+        loss = self.shared.loss(x["rna"], x["protein"], tensors.get(REGISTRY_KEYS.BATCH_KEY))["loss"]
         return LossOutput(loss=loss, n_obs_minibatch=x["rna"].shape[0])
 
     def specific_inputs(self, tensors: dict[str, torch.Tensor]) -> SpecificInputs:

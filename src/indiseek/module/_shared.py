@@ -58,7 +58,9 @@ class SharedModule(nn.Module):
         encoder = self.rna_encoder if modality == "rna" else self.protein_encoder
         return encoder(x)
 
-    def loss(self, x_rna: torch.Tensor, x_protein: torch.Tensor) -> dict[str, torch.Tensor]:
-        """CLIP loss of a batch of paired cells."""
-        loss = clip_loss(self.rna_encoder(x_rna), self.protein_encoder(x_protein), self.temperature)
+    def loss(
+        self, x_rna: torch.Tensor, x_protein: torch.Tensor, batch: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """CLIP loss of a batch of paired cells; with ``batch``, each cell's negatives are cells of its batch."""
+        loss = clip_loss(self.rna_encoder(x_rna), self.protein_encoder(x_protein), self.temperature, batch)
         return {"loss": loss}

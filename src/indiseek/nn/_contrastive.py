@@ -6,12 +6,15 @@ import torch
 import torch.nn.functional as F
 
 
-def clip_loss(a: torch.Tensor, b: torch.Tensor, temperature: torch.Tensor | float) -> torch.Tensor:
+def clip_loss(
+    a: torch.Tensor, b: torch.Tensor, temperature: torch.Tensor | float, groups: torch.Tensor | None = None
+) -> torch.Tensor:
     """Symmetric InfoNCE (CLIP) loss of a batch of paired embeddings.
 
     With ``u = a / |a|`` and ``v = b / |b|`` row-wise, ``logits = u v^T / temperature`` and the loss is
     ``(CE(logits, diag) + CE(logits^T, diag)) / 2``: row ``k`` of ``a`` must pick out row ``k`` of ``b``
-    among the batch, and vice versa.
+    among the batch, and vice versa. With ``groups``, only rows of the same group compete (the others' logits are
+    masked), so whatever tells groups apart earns nothing.
 
     Parameters
     ----------
@@ -20,6 +23,8 @@ def clip_loss(a: torch.Tensor, b: torch.Tensor, temperature: torch.Tensor | floa
         here they must match).
     temperature
         Softmax temperature ``tau`` (> 0).
+    groups
+        Group (e.g. batch) of each row, shape ``(batch,)`` or ``(batch, 1)``.
 
     Returns
     -------
@@ -28,6 +33,9 @@ def clip_loss(a: torch.Tensor, b: torch.Tensor, temperature: torch.Tensor | floa
     u = F.normalize(a, dim=1)
     v = F.normalize(b, dim=1)
     logits = u @ v.T / temperature
+    if groups is not None:
+        groups = groups.view(-1)
+        logits = logits.masked_fill(groups[:, None] != groups[None, :], float("-inf"))
     target = torch.arange(a.shape[0], device=a.device)
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 

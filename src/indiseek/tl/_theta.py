@@ -4,29 +4,32 @@ from __future__ import annotations
 
 import logging
 import warnings
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 from mudata import MuData
-from sklearn.neighbors import NearestNeighbors
 
+from indiseek._docs import dsp
 from indiseek._keys import THETA_KEY, embedding_key, theta_keys
 
-from ._checks import check_data, check_int, check_real, check_str, labels, matrix
+from ._checks import check_choice, check_data, check_int, check_real, check_str, labels, matrix
+from ._neighbors import NEIGHBOR_METHODS, knn_indices, neighbor_method
 
 logger = logging.getLogger(__name__)
 
 
-def _same_label_counts(x: np.ndarray, codes: np.ndarray, n_neighbors: int) -> np.ndarray:
+def _same_label_counts(
+    x: np.ndarray, codes: np.ndarray, n_neighbors: int, method: str, random_state: int
+) -> np.ndarray:
     """Number of each cell's ``n_neighbors`` nearest neighbours (itself excluded) carrying its label."""
-    nn = NearestNeighbors(n_neighbors=n_neighbors).fit(x)
-    # kneighbors() without X leaves each cell out of its own neighbour list, even with duplicated points
-    idx = nn.kneighbors(return_distance=False)
+    idx = knn_indices(x, n_neighbors, method, random_state)
     same = (codes[idx] == codes[:, None]) & (codes[:, None] >= 0)
     return same.sum(axis=1)
 
 
+@dsp.dedent
 def theta_scores(
     mdata: MuData | AnnData,
     label_key: str = "celltype.l2",
@@ -37,6 +40,8 @@ def theta_scores(
     protein_key: str | None = None,
     key_added: str = THETA_KEY,
     copy: bool = False,
+    neighbors: Literal["auto", "exact", "pynndescent"] = "auto",
+    random_state: int = 0,
 ) -> MuData | AnnData | None:
     """Per-cell theta score: log ratio of same-label neighbours in the RNA- and the protein-specific features.
 
@@ -73,9 +78,13 @@ def theta_scores(
     key_added
         Name of the score. With the default ``"theta"``, writes ``.obs["beta_rna"]``, ``.obs["beta_protein"]``
         and ``.obs["theta"]``; otherwise ``.obs[f"{key_added}_beta_rna"]``, ``.obs[f"{key_added}_beta_protein"]``
-        and ``.obs[key_added]``. The parameters go to ``.uns[key_added]["params"]``.
+        and ``.obs[key_added]``. The parameters go to ``.uns[key_added]["params"]``, with the neighbour search
+        used under ``"neighbors"``.
     copy
         Return a copy with the results instead of writing into ``mdata``.
+    %(param_neighbors)s
+    random_state
+        Seed of pynndescent.
 
     Returns
     -------
@@ -89,6 +98,8 @@ def theta_scores(
     pseudocount = check_real(pseudocount, "pseudocount", minimum=0)
     key_added = check_str(key_added, "key_added")
     method = check_str(method, "method")
+    random_state = check_int(random_state, "random_state", 0)
+    neighbors = check_choice(neighbors, "neighbors", NEIGHBOR_METHODS)
     rna_key = rna_key or embedding_key(method, "specific", "rna")
     protein_key = protein_key or embedding_key(method, "specific", "protein")
     hint = "Write the model's embeddings first, e.g. `model.write_embeddings()`."
@@ -111,11 +122,12 @@ def theta_scores(
             stacklevel=2,
         )
 
+    search = neighbor_method(neighbors, int(both.sum()))
     codes = pd.Categorical(cell_labels).codes.astype(np.int64)  # -1 for NaN
     k_rna = np.full(n_obs, np.nan)
     k_protein = np.full(n_obs, np.nan)
-    k_rna[both] = _same_label_counts(z_rna[both], codes[both], n_neighbors)
-    k_protein[both] = _same_label_counts(z_protein[both], codes[both], n_neighbors)
+    k_rna[both] = _same_label_counts(z_rna[both], codes[both], n_neighbors, search, random_state)
+    k_protein[both] = _same_label_counts(z_protein[both], codes[both], n_neighbors, search, random_state)
     missing = (codes < 0) & both
     k_rna[missing] = np.nan
     k_protein[missing] = np.nan
@@ -145,6 +157,8 @@ def theta_scores(
             "pseudocount": pseudocount,
             "rna_key": rna_key,
             "protein_key": protein_key,
+            "neighbors": search,
+            "random_state": random_state,
         }
     }
     return data if copy else None
