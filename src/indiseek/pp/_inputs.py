@@ -33,6 +33,12 @@ def clr(counts) -> np.ndarray:
 def standard_rna_pcs(rna: ad.AnnData, n_top_genes: int = 2000, n_pcs: int = 50, random_state: int = 0) -> np.ndarray:
     """Seurat's standard RNA input, the no-learning reference: normalise per cell, log1p, HVG, scale, PCA.
 
+    The scaling (each gene centred, divided by its standard deviation and clipped to +-10, as
+    :func:`scanpy.pp.scale` with ``max_value=10``) and the PCA are done a block of cells at a time, so memory holds
+    the sparse counts and a genes x genes covariance, never the dense cells x genes matrix. The PCA is the exact
+    eigendecomposition of that covariance (scanpy's ``covariance_eigh``); each component's sign makes its largest
+    loading positive.
+
     Parameters
     ----------
     rna
@@ -40,11 +46,11 @@ def standard_rna_pcs(rna: ad.AnnData, n_top_genes: int = 2000, n_pcs: int = 50, 
     n_top_genes, n_pcs
         Highly variable genes (scanpy's ``"seurat"`` flavour) and principal components, capped by the data.
     random_state
-        Seed of the PCA.
+        Unused (the PCA is deterministic); kept so that callers can pass the seed of their other steps.
 
     Returns
     -------
-    Principal-component scores, ``(cells, n_pcs)``.
+    Principal-component scores, ``(cells, n_pcs)``, float32.
     """
     x = rna.X
     x = sparse.csr_matrix(x, dtype=np.float32) if sparse.issparse(x) else np.array(x, dtype=np.float32)
@@ -52,10 +58,46 @@ def standard_rna_pcs(rna: ad.AnnData, n_top_genes: int = 2000, n_pcs: int = 50, 
     sc.pp.normalize_total(tmp, target_sum=1e4)
     sc.pp.log1p(tmp)
     sc.pp.highly_variable_genes(tmp, n_top_genes=min(n_top_genes, tmp.n_vars), flavor="seurat", subset=True)
-    tmp.X = tmp.X.toarray() if sparse.issparse(tmp.X) else tmp.X  # scaling densifies anyway
-    sc.pp.scale(tmp, max_value=10)
-    sc.pp.pca(tmp, n_comps=min(n_pcs, tmp.n_obs - 1, tmp.n_vars - 1), random_state=random_state)
-    return tmp.obsm["X_pca"]
+    return _scaled_pcs(tmp.X, min(n_pcs, tmp.n_obs - 1, tmp.n_vars - 1))
+
+
+def _blocks(x, block: int):
+    """Rows of ``x`` (sparse or dense) as dense float64 blocks of at most ``block`` rows."""
+    for start in range(0, x.shape[0], block):
+        chunk = x[start : start + block]
+        yield np.asarray(chunk.toarray() if sparse.issparse(chunk) else chunk, dtype=np.float64)
+
+
+def _scaled_pcs(x, n_comps: int, max_value: float = 10.0, block_elements: int = 2**22) -> np.ndarray:
+    """PCA scores ``(cells, n_comps)`` of the genes of ``x`` standardised and clipped to ``+-max_value``, by blocks.
+
+    The same numbers as :func:`scanpy.pp.scale` then a PCA of the dense result, with ``block_elements`` dense values
+    at a time: three passes over the rows (mean and variance, covariance of the scaled values, projection).
+    """
+    n, n_genes = x.shape
+    block = max(1, block_elements // n_genes)
+    mean = np.zeros(n_genes)
+    square = np.zeros(n_genes)
+    for chunk in _blocks(x, block):
+        mean += chunk.sum(0)
+        square += (chunk**2).sum(0)
+    mean /= n
+    std = np.sqrt(np.maximum(square / n - mean**2, 0) * n / max(n - 1, 1))  # scanpy's unbiased variance
+    std[std == 0] = 1
+
+    def scaled(chunk: np.ndarray) -> np.ndarray:
+        return np.clip((chunk - mean) / std, -max_value, max_value)
+
+    total, gram = np.zeros(n_genes), np.zeros((n_genes, n_genes))
+    for chunk in _blocks(x, block):
+        chunk = scaled(chunk)
+        total += chunk.sum(0)
+        gram += chunk.T @ chunk
+    centre = total / n
+    values, vectors = np.linalg.eigh((gram - n * np.outer(centre, centre)) / max(n - 1, 1))
+    vectors = vectors[:, np.argsort(values)[::-1][:n_comps]]
+    vectors *= np.sign(vectors[np.abs(vectors).argmax(0), np.arange(n_comps)])  # a fixed sign
+    return np.concatenate([(scaled(chunk) - centre) @ vectors for chunk in _blocks(x, block)]).astype(np.float32)
 
 
 def _batch_means(x, batch: np.ndarray, n_batches: int) -> np.ndarray:
