@@ -705,8 +705,7 @@ class IndiSeek(BaseModelClass):
         rows, x, codes = counts[modality]
         prepared = [self.module.inputs[modality](*chunk).cpu().numpy() for chunk in self._chunks(x, codes, batch_size)]
         full = np.full((mdata.n_obs, self.module.inputs[modality].n_output), np.nan, dtype=np.float32)
-        if prepared:
-            full[rows] = np.concatenate(prepared)
+        full[rows] = np.concatenate(prepared)
         return full
 
     @torch.no_grad()
