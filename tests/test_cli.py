@@ -34,6 +34,29 @@ def test_run_on_an_input_file(tmp_path, small_mdata):
     assert "X_clip_shared_protein" in md.read_h5mu(out / "result.h5mu").obsm
 
 
+def test_run_on_unpaired_cells_with_batches(tmp_path, small_mdata):
+    """RNA-only and protein-only cells, another protein modality name and batches: measured on the paired cells."""
+    names = small_mdata.obs_names
+    rna, adt = small_mdata["rna"][names[:360]].copy(), small_mdata["prot"][names[40:]].copy()
+    mdata = md.MuData({"rna": rna, "adt": adt})
+    for key in ("celltype.l1", "celltype.l2"):
+        mdata.obs[key] = small_mdata.obs.loc[mdata.obs_names, key].to_numpy()
+    mdata.obs["batch"] = np.where(np.arange(mdata.n_obs) % 2 == 0, "a", "b")
+    path = tmp_path / "in.h5mu"
+    mdata.write_h5mu(path)
+    out = tmp_path / "out"
+    args = ["run", "--input", str(path), "--protein-modality", "adt", "--batch-key", "batch", "--max-epochs", "2"]
+    assert main([*args, "--out", str(out), "--quiet"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["n_cells"] == 400 and report["n_cells_measured"] == 320
+    assert np.isfinite(report["spearman_theta_vs_wnn"])
+    result = md.read_h5mu(out / "result.h5mu")
+    theta = result.obs["theta"].to_numpy()
+    assert np.isnan(theta[:40]).all() and np.isnan(theta[360:]).all() and np.isfinite(theta[40:360]).all()
+    assert np.isnan(result.obsm["X_indiseek_shared_rna"][360:]).all()
+    assert np.isfinite(result.obsm["X_indiseek_shared_rna"][:360]).all()
+
+
 def test_simulate_writes_records(tmp_path):
     out = tmp_path / "res.json"
     figure = tmp_path / "imp.png"

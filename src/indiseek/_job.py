@@ -13,6 +13,7 @@ from ._checks import check_choice, check_real
 from ._keys import INPUTS_KEY, SIMULATION_KEY, diagnostics_key, embedding_key, theta_key, wnn_keys
 from .defaults import CITESEQ
 from .model import IndiSeek
+from .model._data import paired_mudata
 from .module import METHODS
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def diagnose(mdata, model: IndiSeek) -> dict:
     """Label-free independence and completeness of a method's features (:func:`indiseek.tl.diagnostics`)."""
     input_keys = {m: INPUTS_KEY.format(modality=m) for m in ("rna", "protein")}
     for m, key in input_keys.items():
-        mdata.obsm[key] = model.get_prepared_inputs(modality=m)
+        mdata.obsm[key] = model.get_prepared_inputs(mdata, modality=m)
     key = diagnostics_key(model.method)
     tl.diagnostics(mdata, method=model.method, input_keys=input_keys, key_added=key)
     return {m: v for m, v in mdata.uns[key].items() if m != "params"}
@@ -89,13 +90,16 @@ def run_job(
     compare: bool = False,
     label_key: str = "celltype.l2",
     level1_key: str | None = "celltype.l1",
+    modalities: tuple[str, str] = ("rna", "prot"),
     **train_kwargs,
 ) -> dict:
     """Train ``method`` (and with ``compare`` the other methods) on registered ``mdata``, measure, write files.
 
     Writes ``out/model/`` (the main method's model), ``out/result.h5mu`` (input, embeddings, theta, WNN
     weights), ``out/figures/*.png`` and returns the report (also written to ``out/report.json`` by the CLI).
-    Measurements need level-2 labels in ``mdata.obs[label_key]``; without them only training is done. With
+    Measurements need level-2 labels in ``mdata.obs[label_key]``; without them only training is done. They are
+    made on the cells with both modalities (``modalities``: the RNA and protein modalities); cells with one get
+    their embeddings and NaN scores. With
     ``lambda_="auto"`` each method with a specific stage chooses its lambda without labels
     (:meth:`~indiseek.IndiSeek.sweep_lambda`); the report gives the curve, the choice and its reason, and
     ``figures/<method>_lambda_tradeoff.png`` draws them. ``method``, ``lambda_`` and ``out`` are checked before
@@ -111,10 +115,16 @@ def run_job(
     figures.mkdir(exist_ok=True)
     methods = [method] + ([m for m in METHODS if m != method] if compare else [])
     report: dict = {"n_cells": int(mdata.n_obs), "lambda": lambda_, "main_method": method, "methods": {}}
+    rna_mod, protein_mod = modalities
+    paired = mdata.obs_names.isin(mdata[rna_mod].obs_names) & mdata.obs_names.isin(mdata[protein_mod].obs_names)
+    measured = mdata if paired.all() else paired_mudata(mdata, rna_mod, protein_mod, paired)
+    if measured is not mdata:
+        report["n_cells_measured"] = int(measured.n_obs)
+        logger.info("Measuring on the %d of %d cells with both modalities.", measured.n_obs, mdata.n_obs)
     labelled = label_key in mdata.obs
     if labelled:
         times: dict[str, float] = {}
-        _timed(times, "wnn_weights", tl.wnn_weights, mdata)
+        _timed(times, "wnn_weights", tl.wnn_weights, measured, rna_mod=rna_mod, protein_mod=protein_mod)
         report["seconds"] = times
     else:
         logger.warning("No %r in mdata.obs: theta scores and metrics are skipped.", label_key)
@@ -122,6 +132,8 @@ def run_job(
     for m in methods:
         start = time.perf_counter()
         model = train_method(mdata, m, CITESEQ.lambda_ if m == "clip" else lambda_, train_kwargs)
+        if measured is not mdata:
+            model.write_embeddings(measured)
         entry = {"train_seconds": {k: round(v, 2) for k, v in model.train_times_.items()},
                  "epochs": model.epochs_trained}  # fmt: skip
         if model.lambda_choice_ is not None:
@@ -131,10 +143,10 @@ def run_job(
             plt.close("all")
         if m != "clip":
             start_diag = time.perf_counter()
-            entry["diagnostics"] = diagnose(mdata, model)
+            entry["diagnostics"] = diagnose(measured, model)
             entry["diagnostics_seconds"] = round(time.perf_counter() - start_diag, 2)
         if labelled:
-            entry.update(measure(mdata, m, label_key, level1_key, figures))
+            entry.update(measure(measured, m, label_key, level1_key, figures))
         entry["total_seconds"] = round(time.perf_counter() - start, 2)
         report["methods"][m] = entry
         if m == method:
@@ -157,5 +169,9 @@ def run_job(
         pl.method_comparison([r for r in rows if rho in r], metric=rho, save=figures / "comparison_rho.png")
         pl.method_comparison(rows, metric="ari", save=figures / "comparison_ari.png")
         plt.close("all")
+    if measured is not mdata:  # the scores of the measured cells, NaN for the others
+        new = measured.obs.columns.difference(mdata.obs.columns)
+        mdata.obs[new] = measured.obs[new].reindex(mdata.obs_names)
+        mdata.uns.update({k: v for k, v in measured.uns.items() if k not in mdata.uns})
     mdata.write_h5mu(out / "result.h5mu")
     return report

@@ -140,6 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--rna-modality", default="rna")
     run.add_argument("--protein-modality", default="prot")
+    run.add_argument("--batch-key", default=None, help="Column of mdata.obs with each cell's batch.")
     run.add_argument("--label-key", default="celltype.l2", help="Cell-type labels in mdata.obs for theta and metrics.")
     run.add_argument("--level1-key", default="celltype.l1", help="Coarser labels that colour the figures.")
     run.add_argument("--compare", action="store_true", help="Also run the baselines and draw a comparison.")
@@ -226,11 +227,14 @@ def _run(args: argparse.Namespace) -> dict:
     else:
         mdata = _read_input(args.input)
         source = str(args.input)
-    IndiSeek.setup_mudata(mdata, modalities={"rna_layer": args.rna_modality, "protein_layer": args.protein_modality})
+    IndiSeek.setup_mudata(
+        mdata, modalities={"rna_layer": args.rna_modality, "protein_layer": args.protein_modality},
+        batch_key=args.batch_key,
+    )  # fmt: skip
     report = run_job(
         mdata, args.out, method=args.method, lambda_=args.lambda_, compare=args.compare, label_key=args.label_key,
-        level1_key=args.level1_key, max_epochs=args.max_epochs, lr=args.lr, seed=args.seed,
-        enable_progress_bar=not args.quiet,
+        level1_key=args.level1_key, modalities=(args.rna_modality, args.protein_modality),
+        max_epochs=args.max_epochs, lr=args.lr, seed=args.seed, enable_progress_bar=not args.quiet,
     )  # fmt: skip
     report = {"input": source, **report, "total_seconds": round(time.perf_counter() - start, 2)}
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
