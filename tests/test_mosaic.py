@@ -206,3 +206,15 @@ def test_clip_negatives_within_batches():
     groups = torch.tensor([0, 0, 0, 1, 1, 1, 1, 2, 2, 2])
     per_group = [(groups == g).sum() * clip_loss(a[groups == g], b[groups == g], 0.5) for g in range(3)]
     torch.testing.assert_close(clip_loss(a, b, 0.5, groups), sum(per_group) / 10)
+
+
+def test_imputed_protein_keeps_each_cells_batch(batched):
+    mdata = batched.copy()
+    IndiSeek.setup_mudata(mdata, batch_key="batch")
+    model = IndiSeek(mdata, **SMALL)
+    model.train(max_epochs=3, **FIT)
+    imputed = model.get_imputed_protein().to_numpy()
+    measured = clr(torch.as_tensor(np.asarray(mdata["prot"].X), dtype=torch.float32)).numpy()
+    second = (mdata.obs["batch"] == "batch1").to_numpy()
+    shift = {name: x[second].mean(0) - x[~second].mean(0) for name, x in (("imputed", imputed), ("measured", measured))}
+    assert np.corrcoef(shift["imputed"], shift["measured"])[0, 1] > 0.9  # the batch's protein levels are its own

@@ -29,7 +29,6 @@ from indiseek._docs import dsp
 from indiseek._keys import KINDS, MODALITIES, embedding_key
 from indiseek.defaults import CITESEQ
 from indiseek.module import IndiSeekModule, check_club_estimator, get_objective
-from indiseek.nn import clr
 from indiseek.pp import fit_protein_inputs, fit_rna_inputs
 from indiseek.train import SharedTrainingPlan, SpecificTrainingPlan, check_optimizer
 
@@ -717,8 +716,10 @@ class IndiSeek(BaseModelClass):
         The shared stage maps a cell's RNA and its protein to the same point, so cells whose RNA shared features
         ``C_rna`` are close have similar protein. The imputed protein of a cell is the mean measured CLR
         (``log1p(x / geometric mean)``, :func:`~indiseek.nn.clr`) of the ``n_neighbors`` training cells nearest to
-        it in ``C_rna`` (Euclidean); a training cell is not its own neighbour. Cells without RNA (protein-only
-        cells) get NaN rows; cells with RNA only are imputed like any other.
+        it in ``C_rna`` (Euclidean); a training cell is not its own neighbour. With batches, each neighbour's CLR
+        is taken relative to its batch's centre and the imputed cell's own batch centre is added, so a cell gets
+        its batch's protein levels (a batch without measured protein gets the training cells' mean). Cells
+        without RNA (protein-only cells) get NaN rows; cells with RNA only are imputed like any other.
 
         Parameters
         ----------
@@ -746,9 +747,17 @@ class IndiSeek(BaseModelClass):
         query = self._embed(target, batch_size)[("rna", "shared")]
         reference = self._embed(self.adata, batch_size)[("rna", "shared")][train]
         _, counts = self._counts(self.adata)
-        rows, x, _ = counts["protein"]
-        x = x[np.argsort(rows)[train]]
-        measured = np.concatenate([clr(chunk).cpu().numpy() for chunk, _ in self._chunks(x, None, batch_size)])
+        rows, x, codes = counts["protein"]
+        order = np.argsort(rows)[train]
+        inputs = self.module.inputs["protein"]
+        measured = np.concatenate([inputs(*chunk).cpu().numpy() for chunk in self._chunks(
+            x[order], None if codes is None else codes[order], batch_size)])  # fmt: skip
+        # neighbours' CLR with their batch's centre removed, then the imputed cell's own batch centre added
+        centre = inputs.mean[None].expand(target.n_obs, -1)
+        if self.batches_ is not None:
+            target_codes = torch.as_tensor(batch_codes(target, self.setup_args_["batch_key"], self.batches_))
+            centre = centre + (inputs.batch_offset[target_codes.to(self.device)] if inputs.n_batches > 1 else 0)
+        centre = centre.cpu().numpy()
 
         has_rna = ~np.isnan(query).any(axis=1)
         imputed = np.full((target.n_obs, measured.shape[1]), np.nan, dtype=np.float32)
@@ -760,7 +769,7 @@ class IndiSeek(BaseModelClass):
             drop = np.where(is_own.any(axis=1), is_own.argmax(axis=1), n_neighbors)  # itself, else the farthest
             keep = np.ones_like(idx, dtype=bool)
             keep[np.arange(len(idx)), drop] = False
-            imputed[has_rna] = measured[idx[keep].reshape(len(idx), n_neighbors)].mean(axis=1)
+            imputed[has_rna] = measured[idx[keep].reshape(len(idx), n_neighbors)].mean(axis=1) + centre[has_rna]
         return pd.DataFrame(imputed, index=target.obs_names.copy(), columns=list(self.var_names_["protein"]))
 
     def embedding_keys(self) -> dict[str, str]:
