@@ -30,14 +30,20 @@ def clr(counts) -> np.ndarray:
     return _nn.clr(torch.as_tensor(counts, dtype=torch.float32)).numpy()
 
 
+#: Dense values per block of cells in the blocked computations (float64: 32 MB).
+_BLOCK_ELEMENTS = 2**22
+
+
 def standard_rna_pcs(rna: ad.AnnData, n_top_genes: int = 2000, n_pcs: int = 50, random_state: int = 0) -> np.ndarray:
     """Seurat's standard RNA input, the no-learning reference: normalise per cell, log1p, HVG, scale, PCA.
 
-    The scaling (each gene centred, divided by its standard deviation and clipped to +-10, as
-    :func:`scanpy.pp.scale` with ``max_value=10``) and the PCA are done a block of cells at a time, so memory holds
-    the sparse counts and a genes x genes covariance, never the dense cells x genes matrix. The PCA is the exact
-    eigendecomposition of that covariance (scanpy's ``covariance_eigh``); each component's sign makes its largest
-    loading positive.
+    The same steps as :func:`scanpy.pp.normalize_total` (10,000 counts per cell), :func:`scanpy.pp.log1p`,
+    :func:`scanpy.pp.highly_variable_genes` (``"seurat"`` flavour), :func:`scanpy.pp.scale` (``max_value=10``) and a
+    PCA, computed a block of cells at a time: memory holds ``rna``'s counts, one block and a genes x genes
+    covariance, never a copy of the counts or the dense cells x genes matrix (the whole-matrix route held four
+    copies and the dense scaled matrix, 8 GB for a million cells and 1,000 genes). ``rna`` may be a view or backed.
+    The PCA is the exact eigendecomposition of the covariance (scanpy's ``covariance_eigh``), each component's
+    sign making its largest loading positive.
 
     Parameters
     ----------
@@ -52,52 +58,80 @@ def standard_rna_pcs(rna: ad.AnnData, n_top_genes: int = 2000, n_pcs: int = 50, 
     -------
     Principal-component scores, ``(cells, n_pcs)``, float32.
     """
-    x = rna.X
-    x = sparse.csr_matrix(x, dtype=np.float32) if sparse.issparse(x) else np.array(x, dtype=np.float32)
-    tmp = ad.AnnData(x)
-    sc.pp.normalize_total(tmp, target_sum=1e4)
-    sc.pp.log1p(tmp)
-    sc.pp.highly_variable_genes(tmp, n_top_genes=min(n_top_genes, tmp.n_vars), flavor="seurat", subset=True)
-    return _scaled_pcs(tmp.X, min(n_pcs, tmp.n_obs - 1, tmp.n_vars - 1))
+    n, n_genes = rna.shape
+    block = max(1, _BLOCK_ELEMENTS // n_genes)
 
+    def log_blocks(genes: np.ndarray | None = None):
+        for start in range(0, n, block):
+            x = rna[start : start + block].X
+            x = sparse.csr_matrix(x, dtype=np.float32) if sparse.issparse(x) else np.array(x, dtype=np.float32)
+            totals = np.asarray(x.sum(1, dtype=np.float64)).ravel()
+            scale = (1e4 / np.where(totals == 0, 1, totals)).astype(np.float32)
+            if sparse.issparse(x):
+                x.data *= np.repeat(scale, np.diff(x.indptr))
+                np.log1p(x.data, out=x.data)
+            else:
+                np.log1p(x * scale[:, None], out=x)
+            yield x if genes is None else x[:, genes]
 
-def _blocks(x, block: int):
-    """Rows of ``x`` (sparse or dense) as dense float64 blocks of at most ``block`` rows."""
-    for start in range(0, x.shape[0], block):
-        chunk = x[start : start + block]
-        yield np.asarray(chunk.toarray() if sparse.issparse(chunk) else chunk, dtype=np.float64)
-
-
-def _scaled_pcs(x, n_comps: int, max_value: float = 10.0, block_elements: int = 2**22) -> np.ndarray:
-    """PCA scores ``(cells, n_comps)`` of the genes of ``x`` standardised and clipped to ``+-max_value``, by blocks.
-
-    The same numbers as :func:`scanpy.pp.scale` then a PCA of the dense result, with ``block_elements`` dense values
-    at a time: three passes over the rows (mean and variance, covariance of the scaled values, projection).
-    """
-    n, n_genes = x.shape
-    block = max(1, block_elements // n_genes)
-    mean = np.zeros(n_genes)
-    square = np.zeros(n_genes)
-    for chunk in _blocks(x, block):
-        mean += chunk.sum(0)
-        square += (chunk**2).sum(0)
-    mean /= n
-    std = np.sqrt(np.maximum(square / n - mean**2, 0) * n / max(n - 1, 1))  # scanpy's unbiased variance
+    sums = np.zeros((4, n_genes))  # of the normalised counts (HVG), their squares, the logs (scale), their squares
+    for x in log_blocks():
+        logs = x.data if sparse.issparse(x) else x
+        for k, values in enumerate((np.expm1(logs), logs)):
+            values = values.astype(np.float64)
+            if sparse.issparse(x):
+                sums[2 * k] += np.bincount(x.indices, weights=values, minlength=n_genes)
+                sums[2 * k + 1] += np.bincount(x.indices, weights=values**2, minlength=n_genes)
+            else:
+                sums[2 * k] += values.sum(0)
+                sums[2 * k + 1] += (values**2).sum(0)
+    mean, square = sums[0::2] / n, sums[1::2] / n
+    var = np.maximum(square - mean**2, 0) * n / max(n - 1, 1)  # scanpy's unbiased variance
+    genes = np.flatnonzero(_seurat_hvg(mean[0], var[0], min(n_top_genes, n_genes)))
+    std = np.sqrt(var[1, genes])
     std[std == 0] = 1
+    n_comps = min(n_pcs, n - 1, len(genes) - 1)
+    return _scaled_pcs(lambda: log_blocks(genes), n, mean[1, genes], std, n_comps)
 
-    def scaled(chunk: np.ndarray) -> np.ndarray:
-        return np.clip((chunk - mean) / std, -max_value, max_value)
 
-    total, gram = np.zeros(n_genes), np.zeros((n_genes, n_genes))
-    for chunk in _blocks(x, block):
-        chunk = scaled(chunk)
-        total += chunk.sum(0)
-        gram += chunk.T @ chunk
+def _seurat_hvg(mean: np.ndarray, var: np.ndarray, n_top_genes: int, n_bins: int = 20) -> np.ndarray:
+    """Scanpy's ``"seurat"`` highly variable genes from per-gene means and variances of the normalised counts."""
+    mean = np.where(mean == 0, 1e-12, mean)
+    dispersion = var / mean
+    dispersion[dispersion == 0] = np.nan
+    dispersion, mean = np.log(dispersion), np.log1p(mean)
+    genes = pd.DataFrame({"dispersions": dispersion, "mean_bin": pd.cut(mean, bins=n_bins)})
+    stats = genes.groupby("mean_bin", observed=True)["dispersions"].agg(avg="mean", dev="std")
+    alone = stats["dev"].isnull()  # a gene alone in its bin gets a normalised dispersion of 1, as in scanpy
+    stats.loc[alone, "dev"] = stats.loc[alone, "avg"]
+    stats.loc[alone, "avg"] = 0
+    stats = stats.loc[genes["mean_bin"]]
+    normalised = (dispersion - stats["avg"].to_numpy()) / stats["dev"].to_numpy()
+    finite = np.sort(normalised[~np.isnan(normalised)])[::-1]
+    return np.nan_to_num(normalised, nan=-np.inf) >= finite[min(n_top_genes, len(finite)) - 1]
+
+
+def _scaled_pcs(blocks, n: int, mean: np.ndarray, std: np.ndarray, n_comps: int, max_value: float = 10.0):
+    """PCA scores ``(n, n_comps)`` of genes standardised with ``mean``, ``std`` and clipped to ``+-max_value``.
+
+    ``blocks()`` yields the cells' rows a block at a time (sparse or dense); two passes: the covariance of the
+    scaled values, then the projection.
+    """
+
+    def scaled(x) -> np.ndarray:
+        x = np.asarray(x.toarray() if sparse.issparse(x) else x, dtype=np.float64)
+        return np.clip((x - mean) / std, -max_value, max_value)
+
+    total, gram = np.zeros(len(mean)), np.zeros((len(mean), len(mean)))
+    for x in blocks():
+        x = scaled(x)
+        total += x.sum(0)
+        gram += x.T @ x
     centre = total / n
     values, vectors = np.linalg.eigh((gram - n * np.outer(centre, centre)) / max(n - 1, 1))
     vectors = vectors[:, np.argsort(values)[::-1][:n_comps]]
     vectors *= np.sign(vectors[np.abs(vectors).argmax(0), np.arange(n_comps)])  # a fixed sign
-    return np.concatenate([(scaled(chunk) - centre) @ vectors for chunk in _blocks(x, block)]).astype(np.float32)
+    return np.concatenate([(scaled(x) - centre) @ vectors for x in blocks()]).astype(np.float32)
 
 
 def _batch_means(x, batch: np.ndarray, n_batches: int) -> np.ndarray:
@@ -111,11 +145,32 @@ def _batch_means(x, batch: np.ndarray, n_batches: int) -> np.ndarray:
     return np.asarray(sums, dtype=np.float64) / sizes[:, None]
 
 
-def _within_batch_pca(x, batch: np.ndarray, means: np.ndarray, n_comps: int) -> np.ndarray:
-    """Leading eigenvectors ``(n_comps, n_features)`` of the pooled within-batch covariance, without densifying."""
-    xtx = (x.T @ x).toarray() if sparse.issparse(x) else x.T @ x
-    sizes = np.bincount(batch, minlength=len(means))
-    cov = (np.asarray(xtx, dtype=np.float64) - (means.T * sizes) @ means) / max(len(batch) - len(means), 1)
+def _moments(x, batch: np.ndarray, n_batches: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-batch column sums ``(n_batches, n_features)`` and ``x.T @ x`` of ``x`` (sparse or dense), in float64.
+
+    A block of rows at a time, densified (BLAS is faster than a sparse product here): memory holds one block and the
+    features x features matrix, never a float64 copy of ``x``.
+    """
+    n_features = x.shape[1]
+    sums, gram = np.zeros((n_batches, n_features)), np.zeros((n_features, n_features))
+    block = max(1, _BLOCK_ELEMENTS // n_features)
+    for start in range(0, x.shape[0], block):
+        chunk = x[start : start + block]
+        chunk = np.asarray(chunk.toarray() if sparse.issparse(chunk) else chunk, dtype=np.float64)
+        gram += chunk.T @ chunk
+        codes = batch[start : start + block]
+        rows = sparse.csr_matrix((np.ones(len(codes)), (codes, np.arange(len(codes)))), (n_batches, len(codes)))
+        sums += rows @ chunk
+    return sums, gram
+
+
+def _within_batch_pca(gram: np.ndarray, means: np.ndarray, sizes: np.ndarray, n_comps: int) -> np.ndarray:
+    """Leading eigenvectors ``(n_comps, n_features)`` of the pooled within-batch covariance, from ``x.T @ x``.
+
+    With one batch this is the covariance PCA of scanpy's ``covariance_eigh``, signed as scikit-learn signs it (each
+    component's largest loading positive).
+    """
+    cov = (gram - (means.T * sizes) @ means) / max(int(sizes.sum()) - len(means), 1)
     values, vectors = np.linalg.eigh(cov)
     order = np.argsort(values)[::-1][:n_comps]
     vectors = vectors[:, order].T
@@ -143,8 +198,8 @@ def fit_rna_inputs(counts, n_top_genes: int, n_pcs: int, batch: np.ndarray | Non
     ``genes`` (indices of the kept genes among the registered ones), ``mean`` (``(n_genes_kept,)``) and
     ``components`` (``(n_pcs, n_genes_kept)``), the buffers of :class:`indiseek.module.RNAInputs`; with several
     batches also ``batch_offset`` (``(n_batches, n_genes_kept)``, each batch's mean minus ``mean``). The PCA is
-    the exact eigendecomposition of the covariance (scanpy's ``covariance_eigh``), which is deterministic and
-    works on sparse data.
+    the exact eigendecomposition of the covariance (scanpy's ``covariance_eigh``), which is deterministic; means and
+    covariance are summed in float64 a block of cells at a time.
     """
     adata = ad.AnnData(sparse.csr_matrix(counts, dtype=np.float32))
     sc.pp.normalize_total(adata, target_sum=1e4)
@@ -170,22 +225,21 @@ def fit_rna_inputs(counts, n_top_genes: int, n_pcs: int, batch: np.ndarray | Non
     n_comps = min(n_pcs, adata.n_obs - 1, adata.n_vars - 1)
     if n_comps < 1:
         raise ValueError(f"Too few training cells ({adata.n_obs}) or genes ({adata.n_vars}) for a PCA.")
-    mean = np.asarray(adata.X.mean(0), dtype=np.float32).ravel()
+    codes = np.zeros(adata.n_obs, dtype=np.int64) if batch is None else np.asarray(batch, dtype=np.int64)
+    sizes = np.bincount(codes, minlength=n_batches)
+    if (sizes == 0).any():
+        raise ValueError(f"Batch {int(np.flatnonzero(sizes == 0)[0])} has no training cells.")
     logger.info("RNA inputs: %d genes, %d principal components, %d batch(es)", len(genes), n_comps, n_batches)
-    if n_batches == 1:
-        sc.pp.pca(adata, n_comps=n_comps, zero_center=True, svd_solver="covariance_eigh")
-        return {
-            "genes": genes.astype(np.int64),
-            "mean": mean,
-            "components": np.ascontiguousarray(adata.varm["PCs"].T, dtype=np.float32),
-        }
-    means = _batch_means(adata.X, batch, n_batches)
-    return {
+    sums, gram = _moments(adata.X, codes, n_batches)
+    means, mean = sums / sizes[:, None], sums.sum(0) / adata.n_obs
+    out = {
         "genes": genes.astype(np.int64),
-        "mean": mean,
-        "components": _within_batch_pca(adata.X, batch, means, n_comps).astype(np.float32),
-        "batch_offset": (means - mean).astype(np.float32),
+        "mean": mean.astype(np.float32),
+        "components": _within_batch_pca(gram, means, sizes, n_comps).astype(np.float32),
     }
+    if n_batches > 1:
+        out["batch_offset"] = (means - mean).astype(np.float32)
+    return out
 
 
 def fit_protein_inputs(counts, batch: np.ndarray | None = None) -> dict[str, np.ndarray]:
