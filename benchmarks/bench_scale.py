@@ -12,7 +12,8 @@ apart, before the steps. A size that runs out of time or memory (``--max-rss-gb`
 every 0.2 s) is recorded as far as it got, with the step it stopped in.
 
 Usage: ``python benchmarks/bench_scale.py [--sizes 10000,100000,1000000] [--n-genes 1000] [--threads 2]
-[--accelerator cpu|gpu] [--neighbors pynndescent] [--max-rss-gb 20] [--timeout 14400] [--append]
+[--accelerator cpu|gpu] [--neighbors pynndescent] [--max-rss-gb 16] [--timeout 14400] [--malloc-mmap-threshold N]
+[--append]
 [--out benchmarks/results/bench_scale.json]``
 """
 
@@ -226,8 +227,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--accelerator", default="cpu", help="Passed to IndiSeek.train: cpu, gpu or auto.")
     parser.add_argument("--neighbors", default="pynndescent", choices=("auto", "exact", "pynndescent"))
-    parser.add_argument("--max-rss-gb", type=float, default=20.0, help="Stop a size above this resident memory.")
+    parser.add_argument("--max-rss-gb", type=float, default=16.0, help="Stop a size above this resident memory.")
     parser.add_argument("--timeout", type=float, default=4 * 3600, help="Seconds allowed per size.")
+    parser.add_argument(
+        "--malloc-mmap-threshold", type=int, help="Bytes: glibc's MALLOC_MMAP_THRESHOLD_ in each size's process."
+    )
     parser.add_argument("--append", action="store_true", help="Keep the other sizes' records of an existing --out.")
     parser.add_argument("--out", default="benchmarks/results/bench_scale.json")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
@@ -245,13 +249,15 @@ def main() -> None:
     threads = str(args.threads)
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
            "OPENBLAS_NUM_THREADS": threads, "NUMBA_NUM_THREADS": threads}  # fmt: skip
+    if args.malloc_mmap_threshold is not None:  # a fixed threshold: freed blocks go back to the system
+        env["MALLOC_MMAP_THRESHOLD_"] = str(args.malloc_mmap_threshold)
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             path = Path(tmp) / f"{n}.json"
             command = [sys.executable, __file__, "--child", str(n), "--record", str(path)]
             command += ["--n-genes", str(args.n_genes), "--threads", threads, "--accelerator", args.accelerator]
             command += ["--neighbors", args.neighbors, "--max-rss-gb", str(args.max_rss_gb)]
-            start = time.perf_counter()
+            start, load = time.perf_counter(), os.getloadavg()[0]
             try:
                 proc = subprocess.run(command, env=env, timeout=args.timeout, capture_output=True, text=True)
                 code, error = proc.returncode, proc.stderr[-3000:]
@@ -259,6 +265,7 @@ def main() -> None:
                 code, error = None, None
             record = json.loads(path.read_text()) if path.exists() else {"n_cells": n, "seconds": {}}
             record["wall_seconds"] = round(time.perf_counter() - start, 1)
+            record["load_average_1min"] = {"start": round(load, 2), "end": round(os.getloadavg()[0], 2)}
             record["peak_rss_gb_max"] = max(record.get("peak_rss_gb", {}).values(), default=None)
             if code is None:
                 record["failed"] = f"no result within --timeout {args.timeout:.0f} s, during {record['current_step']}"
@@ -273,6 +280,7 @@ def main() -> None:
         "machine": machine(args.threads, args.accelerator),
         "simulation": {"n_genes": args.n_genes, "n_proteins": 25, "library_size_median": 3000, "seed": 0},
         "training": {"max_epochs": 1, "early_stopping": False, "batch_size": 128, "train_size": 0.9},
+        "malloc_mmap_threshold": args.malloc_mmap_threshold,
         "records": records,
         "fit": fit([r for r in records if "n_cells" in r]),
     }
