@@ -13,7 +13,7 @@ every 0.2 s) is recorded as far as it got, with the step it stopped in.
 
 Usage: ``python benchmarks/bench_scale.py [--sizes 10000,100000,1000000] [--n-genes 1000] [--threads 2]
 [--accelerator cpu|gpu] [--neighbors pynndescent] [--max-rss-gb 16] [--timeout 14400] [--malloc-mmap-threshold N]
-[--append]
+[--skip theta,wnn] [--append]
 [--out benchmarks/results/bench_scale.json]``
 """
 
@@ -160,7 +160,9 @@ def run_size(args: argparse.Namespace) -> None:
     record.data["peak_reset_per_step"] = _reset_peak()
     threading.Thread(target=_watch_memory, args=(record, args.max_rss_gb), daemon=True).start()
 
-    if args.neighbors != "exact":  # numba compiles pynndescent on its first call in a process: not a cost per cell
+    skip = set(args.skip.split(",")) if args.skip else set()
+    if args.neighbors != "exact" and not {"theta", "wnn"} <= skip:
+        # numba compiles pynndescent on its first call in a process: not a cost per cell
         record.step("pynndescent_compile", _compile_pynndescent)
     mdata = record.step(
         "simulate", indiseek.datasets.simulate_citeseq, n_cells=n, n_genes=args.n_genes, seed=0, progress_bar=False
@@ -189,9 +191,12 @@ def run_size(args: argparse.Namespace) -> None:
     latent = record.step("embedding", model.get_latent_representation)
     record.data["embedding_shape"] = list(latent.shape)
     del latent
-    model.write_embeddings()  # theta reads the specific features from .obsm
-    record.step("theta", indiseek.tl.theta_scores, mdata, label_key="celltype.l2", neighbors=args.neighbors)
-    record.step("wnn", indiseek.tl.wnn_weights, mdata, backend="exact", neighbors=args.neighbors)
+    if "theta" not in skip:
+        model.write_embeddings()  # theta reads the specific features from .obsm
+        record.step("theta", indiseek.tl.theta_scores, mdata, label_key="celltype.l2", neighbors=args.neighbors)
+    if "wnn" not in skip:
+        record.step("wnn", indiseek.tl.wnn_weights, mdata, backend="exact", neighbors=args.neighbors)
+    record.data["skipped"] = sorted(skip)
     if torch.cuda.is_available():
         record.data["peak_gpu_memory_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
     record.data["current_step"] = None
@@ -232,6 +237,7 @@ def main() -> None:
     parser.add_argument(
         "--malloc-mmap-threshold", type=int, help="Bytes: glibc's MALLOC_MMAP_THRESHOLD_ in each size's process."
     )
+    parser.add_argument("--skip", default="", help="Steps to leave out, among theta,wnn (e.g. on a GPU machine).")
     parser.add_argument("--append", action="store_true", help="Keep the other sizes' records of an existing --out.")
     parser.add_argument("--out", default="benchmarks/results/bench_scale.json")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
@@ -256,7 +262,7 @@ def main() -> None:
             path = Path(tmp) / f"{n}.json"
             command = [sys.executable, __file__, "--child", str(n), "--record", str(path)]
             command += ["--n-genes", str(args.n_genes), "--threads", threads, "--accelerator", args.accelerator]
-            command += ["--neighbors", args.neighbors, "--max-rss-gb", str(args.max_rss_gb)]
+            command += ["--neighbors", args.neighbors, "--max-rss-gb", str(args.max_rss_gb), "--skip", args.skip]
             start, load = time.perf_counter(), os.getloadavg()[0]
             try:
                 proc = subprocess.run(command, env=env, timeout=args.timeout, capture_output=True, text=True)
