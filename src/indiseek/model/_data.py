@@ -59,11 +59,16 @@ def check_counts(x, modality: str, obs_names, integer: bool = True) -> None:
         )
 
 
-def _varying(x) -> int:
+def _varying(x, block: int = 16384) -> int:
     """Number of features that are not constant across cells."""
-    if sparse.issparse(x):
-        x = sparse.csc_matrix(x)
-        return int((x.max(0).toarray() != x.min(0).toarray()).sum())
+    if sparse.issparse(x):  # a block of rows at a time: no column-major copy of all the counts
+        x = sparse.csr_matrix(x)
+        high, low = np.full(x.shape[1], -np.inf), np.full(x.shape[1], np.inf)
+        for start in range(0, x.shape[0], block):
+            rows = x[start : start + block]
+            high = np.maximum(high, rows.max(0).toarray().ravel())
+            low = np.minimum(low, rows.min(0).toarray().ravel())
+        return int((high != low).sum())
     x = np.asarray(x)
     return int((x.max(0) != x.min(0)).sum())
 
