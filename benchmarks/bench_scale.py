@@ -8,7 +8,7 @@ stage (``max_epochs=1``, no early stopping; each stage's epoch timed by a callba
 algorithm is fitted). Each step's seconds and peak resident memory (the kernel's high-water mark, reset before the
 step) are recorded; then, per step, a least-squares line of seconds against cells with its R^2 and the exponent of a
 power law fitted on the log scale (1 is linear). pynndescent's compilation (numba, once per process) is timed
-apart, before the steps. A size that runs out of time or memory (``--max-rss-gb``, checked
+apart, before the steps. Every library runs on ``--threads`` threads, with OpenMP's passive wait policy. A size that runs out of time or memory (``--max-rss-gb``, checked
 every 0.2 s) is recorded as far as it got, with the step it stopped in.
 
 Usage: ``python benchmarks/bench_scale.py [--sizes 10000,100000,1000000] [--n-genes 1000] [--threads 2]
@@ -254,7 +254,9 @@ def main() -> None:
         records = [r for r in json.loads(out.read_text())["records"] if r["n_cells"] not in sizes]
     threads = str(args.threads)
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
-           "OPENBLAS_NUM_THREADS": threads, "NUMBA_NUM_THREADS": threads}  # fmt: skip
+           "OPENBLAS_NUM_THREADS": threads, "NUMBA_NUM_THREADS": threads,
+           # idle OpenMP threads sleep: spinning ones slow torch 10-30x when other processes share the cores
+           "OMP_WAIT_POLICY": "PASSIVE"}  # fmt: skip
     if args.malloc_mmap_threshold is not None:  # a fixed threshold: freed blocks go back to the system
         env["MALLOC_MMAP_THRESHOLD_"] = str(args.malloc_mmap_threshold)
     with tempfile.TemporaryDirectory() as tmp:
@@ -287,6 +289,9 @@ def main() -> None:
         "simulation": {"n_genes": args.n_genes, "n_proteins": 25, "library_size_median": 3000, "seed": 0},
         "training": {"max_epochs": 1, "early_stopping": False, "batch_size": 128, "train_size": 0.9},
         "malloc_mmap_threshold": args.malloc_mmap_threshold,
+        "environment": {
+            k: v for k, v in env.items() if k.startswith(("OMP_", "MKL_", "OPENBLAS_", "NUMBA_", "MALLOC_"))
+        },
         "records": records,
         "fit": fit([r for r in records if "n_cells" in r]),
     }

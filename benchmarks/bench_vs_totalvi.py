@@ -2,7 +2,8 @@
 
 Simulates ``--n-cells`` cells (default 30,000, seed 0, the simulator's defaults: 2,000 genes, 25 proteins) once and
 writes them to an ``.h5mu`` file; then, one after the other, each in a process of its own (so that each peak
-resident memory is its own), with the same torch threads (``--threads``, default 2):
+resident memory is its own), with the same threads (``--threads``, default 2, for torch and the numerical libraries; OpenMP's passive wait
+policy, so that idle threads sleep):
 
 - ``indiseek run --input data.h5mu`` through the command's own entry point (:func:`indiseek.cli.main`) with its
   defaults: read, register, WNN weights, both training stages (early stopping), diagnostics, theta, metrics, UMAPs,
@@ -94,7 +95,9 @@ def main() -> None:
 
     threads = str(args.threads)
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
-           "OPENBLAS_NUM_THREADS": threads, "NUMBA_NUM_THREADS": threads}  # fmt: skip
+           "OPENBLAS_NUM_THREADS": threads, "NUMBA_NUM_THREADS": threads,
+           # idle OpenMP threads sleep: spinning ones slow torch 10-30x when other processes share the cores
+           "OMP_WAIT_POLICY": "PASSIVE"}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         data = str(Path(tmp) / "data.h5mu")
         indiseek.datasets.simulate_citeseq(n_cells=args.n_cells, seed=0, progress_bar=False).write_h5mu(data)
@@ -118,6 +121,7 @@ def main() -> None:
         "n_cells": args.n_cells,
         "data": "indiseek.datasets.simulate_citeseq(n_cells, seed=0): 2,000 genes, 25 proteins, written to .h5mu",
         "machine": machine(args.threads, "cpu"),
+        "environment": {k: v for k, v in env.items() if k.startswith(("OMP_", "MKL_", "OPENBLAS_", "NUMBA_"))},
         "indiseek_run": run,
         "totalvi": totalvi,
         "indiseek_run_over_totalvi_train": ratios,
