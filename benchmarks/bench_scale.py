@@ -8,13 +8,13 @@ stage (``max_epochs=1``, no early stopping; each stage's epoch timed by a callba
 algorithm is fitted). Each step's seconds and peak resident memory (the kernel's high-water mark, reset before the
 step) are recorded; then, per step, a least-squares line of seconds against cells with its R^2 and the exponent of a
 power law fitted on the log scale (1 is linear). pynndescent's compilation (numba, once per process) is timed
-apart, before the steps. Every library runs on ``--threads`` threads, with OpenMP's passive wait policy. A size that runs out of time or memory (``--max-rss-gb``, checked
-every 0.2 s) is recorded as far as it got, with the step it stopped in.
+apart, before the steps. Every library runs on ``--threads`` threads, with OpenMP's passive wait policy. A size
+that runs out of time or memory (``--max-rss-gb``, checked every 0.2 s) is recorded as far as it got, with the
+step it stopped in.
 
 Usage: ``python benchmarks/bench_scale.py [--sizes 10000,100000,1000000] [--n-genes 1000] [--threads 2]
 [--accelerator cpu|gpu] [--neighbors pynndescent] [--max-rss-gb 16] [--timeout 14400] [--malloc-mmap-threshold N]
-[--skip theta,wnn] [--append]
-[--out benchmarks/results/bench_scale.json]``
+[--skip theta,wnn] [--append] [--out benchmarks/results/bench_scale.json]``
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+_THREAD_VARIABLES = ("OMP_", "MKL_", "OPENBLAS_", "NUMBA_", "MALLOC_")
 STEPS = ("simulate", "setup", "inputs", "shared_epoch", "specific_epoch", "embedding", "theta", "wnn")
 
 

@@ -2,8 +2,8 @@
 
 Simulates ``--n-cells`` cells (default 30,000, seed 0, the simulator's defaults: 2,000 genes, 25 proteins) once and
 writes them to an ``.h5mu`` file; then, one after the other, each in a process of its own (so that each peak
-resident memory is its own), with the same threads (``--threads``, default 2, for torch and the numerical libraries; OpenMP's passive wait
-policy, so that idle threads sleep):
+resident memory is its own), with the same threads (``--threads``, default 2, for torch and the numerical
+libraries; OpenMP's passive wait policy, so that idle threads sleep):
 
 - ``indiseek run --input data.h5mu`` through the command's own entry point (:func:`indiseek.cli.main`) with its
   defaults: read, register, WNN weights, both training stages (early stopping), diagnostics, theta, metrics, UMAPs,
