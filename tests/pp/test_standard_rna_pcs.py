@@ -48,3 +48,15 @@ def test_views_dense_counts_and_the_counts_are_untouched(rna):
     dense = ad.AnnData(rna[cells].X.toarray(), obs=rna[cells].obs)
     np.testing.assert_allclose(standard_rna_pcs(dense, n_top_genes=100, n_pcs=5), from_view, rtol=1e-4, atol=1e-4)
     assert (rna.X != before).nnz == 0
+
+
+def test_fit_rna_inputs_leaves_the_counts_unless_told_to_overwrite_them(rna):
+    from indiseek.pp import fit_rna_inputs
+
+    counts = rna.X.copy()
+    kept = fit_rna_inputs(counts, n_top_genes=100, n_pcs=5)
+    assert (counts != rna.X).nnz == 0
+    overwritten = fit_rna_inputs(counts, n_top_genes=100, n_pcs=5, overwrite_counts=True)
+    assert (counts != rna.X).nnz > 0  # now log-normalised
+    for key, value in kept.items():
+        np.testing.assert_array_equal(overwritten[key], value)

@@ -34,6 +34,18 @@ def clr(counts) -> np.ndarray:
 _BLOCK_ELEMENTS = 2**22
 
 
+def _log_normalise(x) -> None:
+    """Normalise each row of float32 counts ``x`` (CSR or dense) to 10,000 in total and take ``log1p``, in place."""
+    totals = np.asarray(x.sum(1, dtype=np.float64)).ravel()
+    scale = (1e4 / np.where(totals == 0, 1, totals)).astype(np.float32)
+    if sparse.issparse(x):
+        x.data *= np.repeat(scale, np.diff(x.indptr))
+        np.log1p(x.data, out=x.data)
+    else:
+        x *= scale[:, None]
+        np.log1p(x, out=x)
+
+
 def standard_rna_pcs(rna: ad.AnnData, n_top_genes: int = 2000, n_pcs: int = 50, random_state: int = 0) -> np.ndarray:
     """Seurat's standard RNA input, the no-learning reference: normalise per cell, log1p, HVG, scale, PCA.
 
@@ -64,14 +76,8 @@ def standard_rna_pcs(rna: ad.AnnData, n_top_genes: int = 2000, n_pcs: int = 50, 
     def log_blocks(genes: np.ndarray | None = None):
         for start in range(0, n, block):
             x = rna[start : start + block].X
-            x = sparse.csr_matrix(x, dtype=np.float32) if sparse.issparse(x) else np.array(x, dtype=np.float32)
-            totals = np.asarray(x.sum(1, dtype=np.float64)).ravel()
-            scale = (1e4 / np.where(totals == 0, 1, totals)).astype(np.float32)
-            if sparse.issparse(x):
-                x.data *= np.repeat(scale, np.diff(x.indptr))
-                np.log1p(x.data, out=x.data)
-            else:
-                np.log1p(x * scale[:, None], out=x)
+            x = sparse.csr_matrix(x, dtype=np.float32, copy=True) if sparse.issparse(x) else np.array(x, np.float32)
+            _log_normalise(x)
             yield x if genes is None else x[:, genes]
 
     sums = np.zeros((4, n_genes))  # of the normalised counts (HVG), their squares, the logs (scale), their squares
@@ -177,7 +183,9 @@ def _within_batch_pca(gram: np.ndarray, means: np.ndarray, sizes: np.ndarray, n_
     return vectors * np.sign(vectors[np.arange(n_comps), np.abs(vectors).argmax(1)])[:, None]  # a fixed sign
 
 
-def fit_rna_inputs(counts, n_top_genes: int, n_pcs: int, batch: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def fit_rna_inputs(
+    counts, n_top_genes: int, n_pcs: int, batch: np.ndarray | None = None, overwrite_counts: bool = False
+) -> dict[str, np.ndarray]:
     """Fit the RNA preparation on the training cells' raw counts.
 
     Parameters
@@ -192,6 +200,9 @@ def fit_rna_inputs(counts, n_top_genes: int, n_pcs: int, batch: np.ndarray | Non
         Batch codes ``0 .. n_batches - 1`` of the cells, or ``None`` for one batch. With several batches, genes are
         selected per batch (scanpy's ``batch_key``), each batch is centred on its own mean, and the components are
         those of the pooled within-batch covariance: differences between batch means do not enter the inputs.
+    overwrite_counts
+        Normalise ``counts`` in place when they are float32 CSR (a copy the caller no longer needs), instead of a
+        copy of their values.
 
     Returns
     -------
@@ -201,9 +212,11 @@ def fit_rna_inputs(counts, n_top_genes: int, n_pcs: int, batch: np.ndarray | Non
     the exact eigendecomposition of the covariance (scanpy's ``covariance_eigh``), which is deterministic; means and
     covariance are summed in float64 a block of cells at a time.
     """
-    adata = ad.AnnData(sparse.csr_matrix(counts, dtype=np.float32))
-    sc.pp.normalize_total(adata, target_sum=1e4)
-    sc.pp.log1p(adata)
+    x = sparse.csr_matrix(counts, dtype=np.float32)  # the same arrays when counts are float32 CSR
+    if not overwrite_counts and sparse.issparse(counts) and np.shares_memory(x.data, counts.data):
+        x = sparse.csr_matrix((x.data.copy(), x.indices, x.indptr), shape=x.shape)
+    _log_normalise(x)  # scanpy's normalize_total(target_sum=1e4) and log1p, without a second copy
+    adata = ad.AnnData(x, uns={"log1p": {"base": None}})
     n_batches = 1 if batch is None else int(batch.max()) + 1
     if n_batches > 1:
         adata.obs["batch"] = pd.Categorical(batch)
