@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
@@ -13,9 +14,10 @@ logger = logging.getLogger(__name__)
 
 #: ``neighbors`` choices of :func:`~indiseek.tl.theta_scores` and :func:`~indiseek.tl.wnn_weights`.
 NEIGHBOR_METHODS = ("auto", "exact", "pynndescent")
-#: ``neighbors="auto"`` searches exactly up to this many cells and with pynndescent above. An exact search costs
-#: quadratic time in cells; pynndescent overtakes it at about 10,000 cells in 50 dimensions on one thread
-#: (`benchmarks/bench_neighbors.py`), and up to twice that size the exact search still takes a few seconds.
+#: ``neighbors="auto"`` searches exactly up to this many cells and with pynndescent above. Below it an exact search
+#: takes seconds, so pynndescent would save little and give up exactness (and its numba compilation, once per
+#: process, costs more than it saves); above it the exact search's quadratic time takes over. The crossover is
+#: measured by ``benchmarks/bench_neighbors.py`` (documentation: results, "Neighbour search at scale").
 EXACT_MAX_CELLS = 20_000
 #: pynndescent builds a graph of at least this many neighbours (its own default) and returns the nearest of
 #: them: a graph of only the ``n_neighbors`` asked for misses many more true neighbours.
@@ -81,7 +83,9 @@ def _pynndescent_indices(x: np.ndarray, n_neighbors: int, random_state: int) -> 
     n = x.shape[0]
     graph_size = min(max(n_neighbors + 1, _MIN_GRAPH_NEIGHBORS), n)
     logger.info("pynndescent: %d-neighbour graph of %d points.", graph_size, n)
-    idx = NNDescent(x, n_neighbors=graph_size, random_state=random_state, n_jobs=1).neighbor_graph[0]
+    with warnings.catch_warnings():  # rows it leaves short are searched exactly below
+        warnings.filterwarnings("ignore", message="Failed to correctly find n_neighbors", category=UserWarning)
+        idx = NNDescent(x, n_neighbors=graph_size, random_state=random_state, n_jobs=1).neighbor_graph[0]
     own = idx == np.arange(n)[:, None]
     # a row whose own index is missing (many duplicates, or a miss) drops its farthest candidate instead
     own[~own.any(axis=1), -1] = True

@@ -123,24 +123,40 @@ def _neighbour_means(x: np.ndarray, idx: np.ndarray, block: int = 8192) -> np.nd
     return np.concatenate([x[idx[i : i + block]].mean(axis=1) for i in range(0, len(idx), block)])
 
 
+def _modality_graph(tmp: AnnData, n_neighbors: int, method: str, random_state: int) -> None:
+    """The neighbour graph muon starts from: ``.obsp["distances"]``, each cell's nearest other cells.
+
+    muon's Jaccard overlap of neighbour sets walks the rows as sorted lists, so the rows are sorted by cell index
+    (scanpy orders them by distance).
+
+    Exact: :func:`scanpy.pp.neighbors` with scikit-learn, which leaves the cell itself out. pynndescent: the same
+    structure written directly (scanpy keeps a transformer's own graph, the cell itself at distance 0 included,
+    which would make muon's distance to the nearest neighbour 0), with the entries muon reads in ``.uns``.
+    """
+    if method == "exact":
+        sc.pp.neighbors(tmp, use_rep="X_rep", n_neighbors=n_neighbors, transformer="sklearn", random_state=random_state)
+        tmp.obsp["distances"].sort_indices()
+        return
+    x = tmp.obsm["X_rep"]
+    dist, idx = knn_indices(x, n_neighbors - 1, method, random_state, return_distance=True)
+    k = n_neighbors - 1
+    graph = sparse.csr_matrix((dist.ravel(), idx.ravel(), np.arange(0, len(x) * k + 1, k)), shape=(len(x), len(x)))
+    graph.sort_indices()
+    tmp.obsp["distances"] = graph
+    tmp.uns["neighbors"] = {
+        "params": {"n_neighbors": n_neighbors, "use_rep": "X_rep", "metric": "euclidean", "random_state": random_state},
+        "distances_key": "distances",
+    }
+
+
 def _muon_weights(
     reps: list[np.ndarray], cells: pd.Index, n_neighbors: int, random_state: int, method: str = "exact"
 ) -> np.ndarray:
     """Modality weights (cells x modalities) from :func:`muon.pp.neighbors` on a temporary MuData."""
-    if method == "exact":
-        transformer = "sklearn"
-    else:  # scanpy's pynndescent transformer, on one thread so that the seed fixes the graph
-        from pynndescent import PyNNDescentTransformer
-
-        transformer = PyNNDescentTransformer(n_neighbors=n_neighbors, random_state=random_state, n_jobs=1)
     mods = {}
     for name, x in zip(("rna", "prot"), reps, strict=True):
         tmp = AnnData(obs=pd.DataFrame(index=cells), obsm={"X_rep": x.astype(np.float32)})
-        sc.pp.neighbors(
-            tmp, use_rep="X_rep", n_neighbors=n_neighbors, transformer=transformer, random_state=random_state
-        )
-        # muon's Jaccard overlap of neighbour sets walks the rows as sorted lists; scanpy orders them by distance
-        tmp.obsp["distances"].sort_indices()
+        _modality_graph(tmp, n_neighbors, method, random_state)
         mods[name] = tmp
     joint = MuData(mods)
     muon.pp.neighbors(
@@ -214,8 +230,8 @@ def wnn_weights(
     random_state
         Seed of the PCA and of the neighbour searches.
     %(param_neighbors)s
-        Here it chooses each modality's ``n_neighbors`` search (scanpy's graph for ``backend="muon"``, whose own
-        bandwidth and candidate searches are always muon's approximate ones).
+        Here it chooses each modality's ``n_neighbors`` search (for ``backend="muon"``, the graphs muon starts
+        from; muon's own bandwidth and candidate searches are always its approximate ones).
     """
     check_data(mdata, mudata_only=True)
     backend = check_choice(backend, "backend", ("exact", "muon"))
