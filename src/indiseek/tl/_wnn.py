@@ -60,31 +60,40 @@ def _knn(
     return knn_indices(x, n_neighbors - 1, method, random_state, return_distance=True)
 
 
-def _bandwidths(x: np.ndarray, idx: np.ndarray, n_bandwidth_neighbors: int) -> np.ndarray:
+def _bandwidths(x: np.ndarray, idx: np.ndarray, n_bandwidth_neighbors: int, block: int = 256) -> np.ndarray:
     """Kernel widths as in muon: mean distance to the cells whose neighbour sets overlap the cell's least.
 
     Among the cells sharing at least one neighbour with the cell, those of lowest Jaccard similarity are taken,
     ties going to the farthest; cells sharing none fill up a short list, nearest first. As in muon, whose
     neighbour search returns each cell as its own first neighbour, the cell itself counts as one of the
     ``n_bandwidth_neighbors`` cells, at distance 0.
+
+    Computed ``block`` cells at a time (the overlaps of a block with every cell), so that memory and time stay
+    linear in cells.
     """
     n, k = idx.shape
+    m = n_bandwidth_neighbors - 1
     graph = sparse.csr_matrix((np.ones(n * k), idx.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n))
-    shared = (graph @ graph.T).tocsr()
-    sigmas = np.empty(n)
-    for i in range(n):
-        cols = shared.indices[shared.indptr[i] : shared.indptr[i + 1]]
-        n_shared = shared.data[shared.indptr[i] : shared.indptr[i + 1]]
-        keep = cols != i
-        cols, jaccard = cols[keep], n_shared[keep] / (2 * k - n_shared[keep])
-        dist = np.linalg.norm(x[cols] - x[i], axis=1)
-        chosen = dist[np.lexsort((-dist, jaccard))[: n_bandwidth_neighbors - 1]]
-        if len(chosen) < n_bandwidth_neighbors - 1:
-            rest = np.setdiff1d(np.arange(n), np.append(cols, i))
-            rest_dist = np.sort(np.linalg.norm(x[rest] - x[i], axis=1))
-            chosen = np.concatenate([chosen, rest_dist[: n_bandwidth_neighbors - 1 - len(chosen)]])
-        sigmas[i] = chosen.sum() / n_bandwidth_neighbors
-    return sigmas
+    graph_t = graph.T.tocsr()
+    sums, counts = np.zeros(n), np.zeros(n, dtype=np.int64)
+    for start in range(0, n, block):
+        shared = (graph[start : start + block] @ graph_t).tocoo()
+        keep = shared.col != shared.row + start
+        rows, cols, n_shared = shared.row[keep], shared.col[keep], shared.data[keep].astype(np.int64)
+        diff = x[cols] - x[rows + start]
+        dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        # one sort key: row, then fewest shared neighbours (lowest Jaccard similarity), then farthest first
+        scale = dist.max(initial=0.0) * 2 + 1.0
+        order = np.argsort((rows * (k + 1) + n_shared) - dist / scale, kind="stable")
+        rows, dist = rows[order], dist[order]
+        chosen = np.arange(len(rows)) - np.searchsorted(rows, rows) < m  # the first m entries of each row
+        sums[start : start + block] = np.bincount(rows[chosen], dist[chosen], minlength=min(block, n - start))
+        counts[start : start + block] = np.bincount(rows[chosen], minlength=min(block, n - start))
+    for i in np.flatnonzero(counts < m):  # few cells share neighbours with this one: nearest others fill up
+        sharing = graph_t[graph[i].indices].indices
+        rest = np.setdiff1d(np.arange(n), np.append(sharing, i))
+        sums[i] += np.sort(np.linalg.norm(x[rest] - x[i], axis=1))[: m - counts[i]].sum()
+    return sums / n_bandwidth_neighbors
 
 
 def _exact_weights(
