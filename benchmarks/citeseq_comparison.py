@@ -10,7 +10,7 @@ defaults on the same cells and measures its latent space the same way (it has no
 one JSON line to ``--out``.
 
 Usage: ``python benchmarks/citeseq_comparison.py --method indiseek --seed 0 [--lambda 100] [--lr 3e-3]
-[--n-pcs 50] [--n-hidden 50] [--n-specific 50] [--max-epochs 100] [--club-estimator gaussian_raw]
+[--n-pcs 50] [--n-hidden 50] [--n-specific 50] [--input-dropout 0.3] [--max-epochs 100] [--club-estimator gaussian_raw]
 [--accelerator auto] [--out benchmarks/results/citeseq_comparison.jsonl]``
 """
 
@@ -22,32 +22,11 @@ import time
 
 import numpy as np
 import torch
-from _biology import knn_accuracy, knn_fields, reference_inputs
-from sklearn.cluster import KMeans
-from sklearn.metrics import adjusted_rand_score
+from _biology import kmeans_ari, knn_accuracy, knn_fields, reference_inputs, totalvi_latent
 
 import indiseek
 from indiseek import IndiSeek
 from indiseek.defaults import CITESEQ
-
-
-def kmeans_ari(x: np.ndarray, labels: np.ndarray) -> float:
-    """ARI of k-means (k = number of labels, 3 starts) against the labels."""
-    pred = KMeans(len(np.unique(labels)), n_init=3, random_state=0).fit_predict(x)
-    return float(adjusted_rand_score(labels, pred))
-
-
-def totalvi_latent(mdata, seed: int, accelerator: str) -> tuple[np.ndarray, float, int]:
-    """TOTALVI with its defaults on raw counts: latent space, training seconds and epochs run."""
-    import scvi
-
-    scvi.settings.seed = seed
-    scvi.model.TOTALVI.setup_mudata(mdata, modalities={"rna_layer": "rna", "protein_layer": "prot"})
-    model = scvi.model.TOTALVI(mdata)
-    start = time.perf_counter()
-    model.train(accelerator=accelerator, enable_progress_bar=False)
-    train_s = time.perf_counter() - start
-    return model.get_latent_representation(), train_s, len(model.history["elbo_train"])
 
 
 def main() -> None:
@@ -62,6 +41,7 @@ def main() -> None:
     parser.add_argument("--n-estimator-steps", type=int, default=CITESEQ.n_estimator_steps)
     parser.add_argument("--n-hidden", type=int, default=CITESEQ.n_hidden)
     parser.add_argument("--n-specific", type=int, default=CITESEQ.n_specific)
+    parser.add_argument("--input-dropout", type=float, default=CITESEQ.input_dropout)
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--n-cells", type=int, default=5000)
     parser.add_argument("--threads", type=int, default=1)
@@ -91,7 +71,7 @@ def main() -> None:
     IndiSeek.setup_mudata(mdata)
     model = IndiSeek(
         mdata, method=args.method, lambda_=args.lambda_, club_estimator=args.club_estimator, n_pcs=args.n_pcs,
-        n_hidden=args.n_hidden, n_specific=args.n_specific,
+        n_hidden=args.n_hidden, n_specific=args.n_specific, input_dropout=args.input_dropout,
     )  # fmt: skip
     start = time.perf_counter()
     model.train(max_epochs=args.max_epochs, lr=args.lr, seed=args.seed, n_estimator_steps=args.n_estimator_steps,
@@ -123,6 +103,7 @@ def main() -> None:
         "n_pcs": args.n_pcs,
         "n_hidden": args.n_hidden,
         "n_specific": args.n_specific,
+        "input_dropout": args.input_dropout,
         "club_estimator": args.club_estimator,
         "n_estimator_steps": args.n_estimator_steps,
         "max_epochs": args.max_epochs,

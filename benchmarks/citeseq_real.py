@@ -4,11 +4,13 @@ For each labelled file (the 197 labelled cells of PBMC 5k; the 800 paired cells 
 ``p3_0`` and ``p4_0``): kNN accuracy (k = 15, 5-fold stratified) of the labels from the concatenated features,
 (Z_rna, C_rna) and (Z_protein, C_protein), against the no-learning reference (principal components of scaled
 highly variable genes; protein CLR); Spearman's rho of per-type mean theta against the mean WNN RNA weight (muon's
-formulas), for the features and for theta on the reference inputs; held-out R^2 of C_{3-i} from Z_i. Appends one
-JSON line per file and seed to ``--out``.
+formulas), for the features and for theta on the reference inputs; held-out R^2 of C_{3-i} from Z_i; k-means ARI
+(k = number of labels) of the concatenated features and of the reference. ``--method totalvi`` trains scvi-tools'
+TOTALVI with its defaults on the same cells and measures its latent space the same way. Appends one JSON line per
+file and seed to ``--out``.
 
-Usage: ``python benchmarks/citeseq_real.py [--seeds 0 1 2] [--data ../shared/data/real]
-[--out benchmarks/results/citeseq_real.jsonl]``
+Usage: ``python benchmarks/citeseq_real.py [--method indiseek|totalvi] [--input-dropout 0.3] [--seeds 0 1 2]
+[--data ../shared/data/real] [--out benchmarks/results/citeseq_real.jsonl]``
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ import anndata as ad
 import mudata as md
 import numpy as np
 import torch
-from _biology import knn_accuracy, knn_fields, reference_inputs
+from _biology import kmeans_ari, knn_accuracy, knn_fields, reference_inputs, totalvi_latent
 
 import indiseek
 from indiseek import IndiSeek
+from indiseek.defaults import CITESEQ
 
 
 def load(name: str, data: Path) -> tuple[md.MuData, str, str]:
@@ -41,11 +44,27 @@ def load(name: str, data: Path) -> tuple[md.MuData, str, str]:
     return paired, "adt", "celltype"
 
 
-def run(name: str, data: Path, seed: int) -> dict:
+def run(
+    name: str, data: Path, seed: int, method: str = "indiseek", input_dropout: float = CITESEQ.input_dropout
+) -> dict:
     mdata, protein, label_key = load(name, data)
     labels = mdata.obs[label_key].astype(str).to_numpy()
+    ref = reference_inputs(mdata["rna"], mdata[protein].X, n_top_genes=min(2000, mdata["rna"].n_vars - 1))
+    refs = {"all": np.hstack([ref["rna"], ref["protein"]]), **ref}
+    knn_ref = {k: knn_accuracy(v, labels) for k, v in refs.items()}
+    record = {"data": name, "n_cells": int(mdata.n_obs), "seed": seed, "method": method}
+    ari_ref = round(kmeans_ari(refs["all"], labels), 3)
+    if method == "totalvi":
+        latent, train_s, epochs = totalvi_latent(mdata, seed, protein=protein)
+        return record | {
+            "epochs_run": epochs,
+            **knn_fields({"all": knn_accuracy(latent, labels)}, knn_ref),
+            "ari": round(kmeans_ari(latent, labels), 3),
+            "ari_reference": ari_ref,
+            "train_seconds": round(train_s, 1),
+        }
     IndiSeek.setup_mudata(mdata, modalities={"rna_layer": "rna", "protein_layer": protein})
-    model = IndiSeek(mdata)
+    model = IndiSeek(mdata, input_dropout=input_dropout)
     start = time.perf_counter()
     model.train(batch_size=64, seed=seed, enable_progress_bar=False)
     train_s = time.perf_counter() - start
@@ -56,8 +75,6 @@ def run(name: str, data: Path, seed: int) -> dict:
         "rna": np.hstack([o["X_indiseek_specific_rna"], o["X_indiseek_shared_rna"]]),
         "protein": np.hstack([o["X_indiseek_specific_protein"], o["X_indiseek_shared_protein"]]),
     }
-    ref = reference_inputs(mdata["rna"], mdata[protein].X, n_top_genes=min(2000, mdata["rna"].n_vars - 1))
-    refs = {"all": np.hstack([ref["rna"], ref["protein"]]), **ref}
     o["X_reference_rna"], o["X_reference_protein"] = ref["rna"], ref["protein"]
     indiseek.tl.wnn_weights(mdata, protein_mod=protein, backend="exact")
     indiseek.tl.theta_scores(mdata, label_key=label_key)
@@ -70,23 +87,23 @@ def run(name: str, data: Path, seed: int) -> dict:
         for m, other in (("rna", "protein"), ("protein", "rna"))
     }
     knn = {k: knn_accuracy(v, labels) for k, v in feats.items()}
-    knn_ref = {k: knn_accuracy(v, labels) for k, v in refs.items()}
-    return {
-        "data": name,
-        "n_cells": int(mdata.n_obs),
-        "seed": seed,
-        "defaults": {k: model.init_params_["non_kwargs"][k] for k in ("lambda_", "n_pcs")},
+    return record | {
+        "defaults": {k: model.init_params_["non_kwargs"][k] for k in ("lambda_", "n_pcs", "input_dropout")},
         "epochs_run": model.epochs_trained,
         "rho_theta_vs_wnn": round(rho, 3),
         "rho_reference_inputs_vs_wnn": round(rho_ref, 3),
         **knn_fields(knn, knn_ref),
         "independence_r2": {k: round(v, 3) for k, v in leak.items()},
+        "ari": round(kmeans_ari(feats["all"], labels), 3),
+        "ari_reference": ari_ref,
         "train_seconds": round(train_s, 1),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--method", default="indiseek", choices=["indiseek", "totalvi"])
+    parser.add_argument("--input-dropout", type=float, default=CITESEQ.input_dropout)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--files", nargs="+", default=["pbmc5k", "mosaic"])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/real"))
@@ -95,7 +112,7 @@ def main() -> None:
     torch.set_num_threads(1)
     for name in args.files:
         for seed in args.seeds:
-            record = run(name, args.data, seed)
+            record = run(name, args.data, seed, args.method, args.input_dropout)
             with open(args.out, "a") as fh:
                 fh.write(json.dumps(record) + "\n")
             print(json.dumps(record))  # noqa: T201

@@ -99,3 +99,11 @@ def test_unknown_optimizer_before_anything_is_fitted(small_mdata):
     with pytest.raises(ValueError, match="weight_decay must be non-negative"):
         model.train(max_epochs=1, plan_kwargs={"weight_decay": -1.0}, enable_progress_bar=False)
     assert not model.is_trained_
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.0])
+def test_input_dropout_outside_0_1(small_mdata, value):
+    mdata = small_mdata.copy()
+    IndiSeek.setup_mudata(mdata)
+    with pytest.raises(ValueError, match="input_dropout"):
+        IndiSeek(mdata, input_dropout=value)

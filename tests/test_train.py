@@ -124,7 +124,7 @@ def test_ddp_on_two_cpu_processes_trains_and_embeds(tmp_path):
 
 
 def test_shared_stage_keeps_its_best_validation_weights(small_mdata):
-    model = _fresh(small_mdata)
+    model = _fresh(small_mdata, input_dropout=0.0)  # without augmentation CLIP over-fits these few cells
     model.train(max_epochs=40, batch_size=64, seed=0, enable_progress_bar=False, early_stopping=False,
                 check_val_every_n_epoch=1, plan_kwargs={"lr": 1e-2})  # fmt: skip
     history = model.history["shared_validation_loss"].iloc[:, 0].to_numpy()
@@ -144,3 +144,25 @@ def test_each_block_is_centred_and_scaled_on_the_training_cells(trained):
             z = trained.get_latent_representation(modality=modality, kind=kind)[np.sort(trained.train_indices)]
             assert np.abs(z.mean(0)).max() < 1e-4
             assert z.var(0).mean() == pytest.approx(1.0, rel=1e-3)
+
+
+def test_input_dropout_keeps_more_cell_types_in_the_shared_features():
+    """CLIP memorises the training pairs within a few epochs; dropping input features in training prevents it."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from indiseek.datasets import simulate_citeseq
+
+    mdata = simulate_citeseq(n_cells=1500, n_genes=500, seed=0, progress_bar=False)
+    labels = mdata.obs["celltype.l2"].astype(str).to_numpy()
+    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    accuracy = {}
+    for p in (0.0, 0.3):
+        copy = mdata.copy()
+        IndiSeek.setup_mudata(copy)
+        model = IndiSeek(copy, method="clip", input_dropout=p)
+        model.train(max_epochs=40, seed=0, enable_progress_bar=False)
+        c = model.get_latent_representation(modality="rna", kind="shared")
+        np.testing.assert_array_equal(c, model.get_latent_representation(modality="rna", kind="shared"))
+        accuracy[p] = cross_val_score(KNeighborsClassifier(15), c, labels, cv=folds).mean()
+    assert accuracy[0.3] >= accuracy[0.0] + 0.08  # measured: 0.49 without, 0.67 with

@@ -87,6 +87,8 @@ class CiteseqDefaults(SpecificDefaults):
         Dimension of the shared features ``C``.
     temperature, learn_temperature
         CLIP temperature of the shared stage (its initial value when learned) and whether it is learned.
+    input_dropout
+        Probability of zeroing each input feature of a cell in a shared-stage training step (augmentation).
     n_top_genes, n_pcs
         Highly variable genes and principal components of the RNA inputs (paper: 200 components).
     early_stopping_patience
@@ -107,6 +109,7 @@ class CiteseqDefaults(SpecificDefaults):
     n_shared: int = 50
     temperature: float = 0.1
     learn_temperature: bool = True
+    input_dropout: float = 0.3
     n_top_genes: int = 2000
     n_pcs: int = 50
 

@@ -1,5 +1,6 @@
 import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 import scanpy as sc
 from scipy import sparse
@@ -60,3 +61,29 @@ def test_fit_rna_inputs_leaves_the_counts_unless_told_to_overwrite_them(rna):
     assert (counts != rna.X).nnz > 0  # now log-normalised
     for key, value in kept.items():
         np.testing.assert_array_equal(overwritten[key], value)
+
+
+@pytest.mark.parametrize("n_batches", [1, 3])
+def test_fit_rna_inputs_selects_scanpys_genes(rna, n_batches):
+    """The genes are those of scanpy's "seurat" flavour (with batch_key), found without its copies of the counts."""
+    from indiseek.pp import fit_rna_inputs
+
+    counts = rna.X.copy().tolil()
+    batch = np.arange(rna.n_obs) % n_batches
+    counts[np.flatnonzero(batch == n_batches - 1), 5] = 0  # a gene the last batch never detects
+    counts = counts.tocsr()
+    tmp = ad.AnnData(counts.astype(np.float32))
+    sc.pp.normalize_total(tmp, target_sum=1e4)
+    sc.pp.log1p(tmp)
+    if n_batches > 1:
+        tmp.obs["batch"] = pd.Categorical(batch)
+    sc.pp.highly_variable_genes(tmp, n_top_genes=120, flavor="seurat", batch_key="batch" if n_batches > 1 else None)
+    fitted = fit_rna_inputs(counts, n_top_genes=120, n_pcs=5, batch=batch if n_batches > 1 else None)
+    np.testing.assert_array_equal(fitted["genes"], np.flatnonzero(tmp.var["highly_variable"].to_numpy()))
+
+
+def test_fit_rna_inputs_refuses_genes_that_never_vary():
+    from indiseek.pp import fit_rna_inputs
+
+    with pytest.raises(ValueError, match="n_top_genes"):
+        fit_rna_inputs(sparse.csr_matrix(np.ones((20, 30), dtype=np.float32)), n_top_genes=10, n_pcs=5)

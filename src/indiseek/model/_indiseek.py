@@ -82,6 +82,11 @@ class IndiSeek(BaseModelClass):
         CLIP temperature of the shared stage (initial value when learned).
     learn_temperature
         Learn the CLIP temperature, as CLIP does.
+    input_dropout
+        Probability with which each input feature of a cell is zeroed (the others scaled up) in each training step
+        of the shared stage: an augmentation against CLIP's memorising the training pairs, which otherwise stops
+        its validation loss from improving after a few epochs (see the documentation's method page). ``0``
+        trains as the paper does.
     %(param_capture_temperature)s
     %(param_club)s
     n_top_genes, n_pcs
@@ -110,6 +115,7 @@ class IndiSeek(BaseModelClass):
         lambda_: float | str = CITESEQ.lambda_,
         temperature: float = CITESEQ.temperature,
         learn_temperature: bool = CITESEQ.learn_temperature,
+        input_dropout: float = CITESEQ.input_dropout,
         capture_temperature: float = CITESEQ.capture_temperature,
         club_sample: bool = CITESEQ.club_sample,
         club_estimator: str = CITESEQ.club_estimator,
@@ -137,6 +143,11 @@ class IndiSeek(BaseModelClass):
             check_real(lambda_, "lambda_", minimum=0)
         check_real(temperature, "temperature", minimum=0, strict=True)
         check_real(capture_temperature, "capture_temperature", minimum=0, strict=True)
+        check_real(input_dropout, "input_dropout", minimum=0)
+        if input_dropout >= 1:
+            raise ValueError(
+                f"input_dropout must be below 1 (a probability of dropping a feature), got {input_dropout}."
+            )
         check_bool(learn_temperature, "learn_temperature")
         check_bool(club_sample, "club_sample")
         check_club_estimator(club_estimator)

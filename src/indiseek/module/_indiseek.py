@@ -36,8 +36,9 @@ class IndiSeekModule(nn.Module):
         Output dimensions of the shared and specific features; width and depth of every network.
     lambda_
         Weight of the capture term of the specific stage.
-    temperature, learn_temperature
-        CLIP temperature of the shared stage, and whether it is learned.
+    temperature, learn_temperature, input_dropout
+        CLIP temperature of the shared stage, whether it is learned, and the shared stage's input dropout (see
+        :class:`~indiseek.module.SharedModule`).
     capture_temperature
         Temperature of the InfoNCE capture term (FactorizedCL, InfoDisen).
     club_sample, club_estimator
@@ -65,6 +66,7 @@ class IndiSeekModule(nn.Module):
         club_sample: bool,
         club_estimator: str,
         n_batches: int = 1,
+        input_dropout: float = 0.0,
     ):
         super().__init__()
         self.inputs = nn.ModuleDict(
@@ -73,7 +75,9 @@ class IndiSeekModule(nn.Module):
                 "protein": ProteinInputs(n_proteins, n_batches),
             }
         )
-        self.shared = SharedModule(n_pcs, n_proteins, n_shared, n_hidden, n_layers, temperature, learn_temperature)
+        self.shared = SharedModule(
+            n_pcs, n_proteins, n_shared, n_hidden, n_layers, temperature, learn_temperature, input_dropout
+        )
         objective = get_objective(method)
         self.specific = None
         if objective is not None:

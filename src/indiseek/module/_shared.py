@@ -6,6 +6,7 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from indiseek.nn import MLP, clip_loss
 
@@ -25,6 +26,10 @@ class SharedModule(nn.Module):
         CLIP softmax temperature ``tau``; the initial value when ``learn_temperature`` is true.
     learn_temperature
         Learn ``log(1/tau)`` with the encoders, as CLIP does (bounded so that ``tau >= 0.01``).
+    input_dropout
+        In training, each input feature of each cell is zeroed with this probability (the others scaled by
+        ``1 / (1 - input_dropout)``) before the encoders: an augmentation that keeps the encoders from memorising
+        the training pairs. Features are never dropped when encoding.
     """
 
     def __init__(
@@ -36,10 +41,14 @@ class SharedModule(nn.Module):
         n_layers: int = 5,
         temperature: float = 0.1,
         learn_temperature: bool = True,
+        input_dropout: float = 0.0,
     ):
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}.")
+        if not 0 <= input_dropout < 1:
+            raise ValueError(f"input_dropout must be in [0, 1), got {input_dropout}.")
+        self.input_dropout = input_dropout
         self.rna_encoder = MLP(n_input_rna, n_shared, n_hidden, n_layers)
         self.protein_encoder = MLP(n_input_protein, n_shared, n_hidden, n_layers)
         log_scale = torch.tensor(math.log(1.0 / temperature))
@@ -62,5 +71,7 @@ class SharedModule(nn.Module):
         self, x_rna: torch.Tensor, x_protein: torch.Tensor, batch: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
         """CLIP loss of a batch of paired cells; with ``batch``, each cell's negatives are cells of its batch."""
+        if self.training and self.input_dropout > 0:
+            x_rna, x_protein = F.dropout(x_rna, self.input_dropout), F.dropout(x_protein, self.input_dropout)
         loss = clip_loss(self.rna_encoder(x_rna), self.protein_encoder(x_protein), self.temperature, batch)
         return {"loss": loss}

@@ -12,7 +12,6 @@ import logging
 import anndata as ad
 import numpy as np
 import pandas as pd
-import scanpy as sc
 import torch
 from scipy import sparse
 
@@ -100,8 +99,13 @@ def standard_rna_pcs(rna: ad.AnnData, n_top_genes: int = 2000, n_pcs: int = 50, 
     return _scaled_pcs(lambda: log_blocks(genes), n, mean[1, genes], std, n_comps)
 
 
-def _seurat_hvg(mean: np.ndarray, var: np.ndarray, n_top_genes: int, n_bins: int = 20) -> np.ndarray:
-    """Scanpy's ``"seurat"`` highly variable genes from per-gene means and variances of the normalised counts."""
+def _seurat_hvg(
+    mean: np.ndarray, var: np.ndarray, n_top_genes: int, n_bins: int = 20, return_dispersions: bool = False
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Scanpy's ``"seurat"`` highly variable genes from per-gene means and variances of the normalised counts.
+
+    With ``return_dispersions``, also the normalised dispersions (scanpy's ``dispersions_norm``).
+    """
     mean = np.where(mean == 0, 1e-12, mean)
     dispersion = var / mean
     dispersion[dispersion == 0] = np.nan
@@ -114,7 +118,55 @@ def _seurat_hvg(mean: np.ndarray, var: np.ndarray, n_top_genes: int, n_bins: int
     stats = stats.loc[genes["mean_bin"]]
     normalised = (dispersion - stats["avg"].to_numpy()) / stats["dev"].to_numpy()
     finite = np.sort(normalised[~np.isnan(normalised)])[::-1]
-    return np.nan_to_num(normalised, nan=-np.inf) >= finite[min(n_top_genes, len(finite)) - 1]
+    if not len(finite):
+        raise ValueError(
+            f"Highly variable gene selection failed: none of the {len(mean)} genes varies between cells. Pass "
+            "n_top_genes at least the number of genes to keep every gene, or use more cells."
+        )
+    chosen = np.nan_to_num(normalised, nan=-np.inf) >= finite[min(n_top_genes, len(finite)) - 1]
+    return (chosen, normalised) if return_dispersions else chosen
+
+
+def _batched_seurat_hvg(x, batch: np.ndarray, n_batches: int, n_top_genes: int) -> np.ndarray:
+    """Scanpy's ``"seurat"`` highly variable genes (with ``batch_key`` when ``n_batches > 1``) of log-normalised ``x``.
+
+    The per-batch means and variances of ``expm1(x)`` are summed a block of cells at a time, with no copy of ``x``
+    (scanpy's own function holds two). With batches, as in scanpy: each batch ranks the genes it detects, and genes
+    are ordered by the number of batches that select them, ties broken by the mean normalised dispersion.
+    """
+    n_genes = x.shape[1]
+    sums = np.zeros((3, n_batches, n_genes))  # values, squares, detections
+    block = max(1, _BLOCK_ELEMENTS // n_genes)
+    for start in range(0, x.shape[0], block):
+        chunk, codes = x[start : start + block], batch[start : start + block]
+        if sparse.issparse(chunk):
+            chunk = chunk.tocoo()
+            rows, cols, logs = chunk.row, chunk.col, chunk.data
+        else:
+            rows, cols = np.nonzero(chunk)
+            logs = chunk[rows, cols]
+        values = np.expm1(logs).astype(np.float64)
+        at = codes[rows] * n_genes + cols
+        for k, weights in enumerate((values, values**2, None)):
+            sums[k] += np.bincount(at, weights=weights, minlength=n_batches * n_genes).reshape(n_batches, n_genes)
+    sizes = np.bincount(batch, minlength=n_batches)[:, None]
+    mean, square = sums[0] / sizes, sums[1] / sizes
+    var = np.maximum(square - mean**2, 0) * sizes / np.maximum(sizes - 1, 1)  # scanpy's unbiased variance
+    if n_batches == 1:
+        return _seurat_hvg(mean[0], var[0], min(n_top_genes, n_genes))
+    selected, dispersions = np.zeros((n_batches, n_genes)), np.zeros((n_batches, n_genes))
+    for b in range(n_batches):
+        detected = sums[2, b] > 0  # scanpy leaves genes a batch does not detect out of its ranking (zeros)
+        chosen, normalised = _seurat_hvg(
+            mean[b, detected], var[b, detected], min(n_top_genes, int(detected.sum())), return_dispersions=True
+        )
+        selected[b, detected], dispersions[b, detected] = chosen, normalised
+    order = pd.DataFrame({"n": selected.sum(0), "d": np.nanmean(dispersions, axis=0)}).sort_values(
+        ["n", "d"], ascending=False, na_position="last"
+    )
+    chosen = np.zeros(n_genes, dtype=bool)
+    chosen[order.index[:n_top_genes]] = True
+    return chosen
 
 
 def _scaled_pcs(blocks, n: int, mean: np.ndarray, std: np.ndarray, n_comps: int, max_value: float = 10.0):
@@ -216,35 +268,21 @@ def fit_rna_inputs(
     if not overwrite_counts and sparse.issparse(counts) and np.shares_memory(x.data, counts.data):
         x = sparse.csr_matrix((x.data.copy(), x.indices, x.indptr), shape=x.shape)
     _log_normalise(x)  # scanpy's normalize_total(target_sum=1e4) and log1p, without a second copy
-    adata = ad.AnnData(x, uns={"log1p": {"base": None}})
     n_batches = 1 if batch is None else int(batch.max()) + 1
-    if n_batches > 1:
-        adata.obs["batch"] = pd.Categorical(batch)
-    if adata.n_vars > n_top_genes:
-        try:
-            sc.pp.highly_variable_genes(
-                adata, n_top_genes=n_top_genes, flavor="seurat", batch_key="batch" if n_batches > 1 else None
-            )
-        except (IndexError, ValueError) as err:  # scanpy's binning fails on tiny or nearly empty data
-            raise ValueError(
-                f"Highly variable gene selection failed on the training cells' RNA ({adata.n_obs} cells, "
-                f"{adata.n_vars} genes, {int((adata.X.getnnz(0) > 0).sum())} detected; scanpy: {err}): the data are "
-                f"too small or sparse for it. Pass n_top_genes={adata.n_vars} to keep every gene, or use more cells."
-            ) from None
-        genes = np.flatnonzero(adata.var["highly_variable"].to_numpy())
-        adata = adata[:, genes].copy()
-    else:
-        genes = np.arange(adata.n_vars)
-    n_comps = min(n_pcs, adata.n_obs - 1, adata.n_vars - 1)
+    codes = np.zeros(x.shape[0], dtype=np.int64) if batch is None else np.asarray(batch, dtype=np.int64)
+    genes = np.arange(x.shape[1])
+    if x.shape[1] > n_top_genes:
+        genes = np.flatnonzero(_batched_seurat_hvg(x, codes, n_batches, n_top_genes))
+        x = x[:, genes]
+    n_comps = min(n_pcs, x.shape[0] - 1, x.shape[1] - 1)
     if n_comps < 1:
-        raise ValueError(f"Too few training cells ({adata.n_obs}) or genes ({adata.n_vars}) for a PCA.")
-    codes = np.zeros(adata.n_obs, dtype=np.int64) if batch is None else np.asarray(batch, dtype=np.int64)
+        raise ValueError(f"Too few training cells ({x.shape[0]}) or genes ({x.shape[1]}) for a PCA.")
     sizes = np.bincount(codes, minlength=n_batches)
     if (sizes == 0).any():
         raise ValueError(f"Batch {int(np.flatnonzero(sizes == 0)[0])} has no training cells.")
     logger.info("RNA inputs: %d genes, %d principal components, %d batch(es)", len(genes), n_comps, n_batches)
-    sums, gram = _moments(adata.X, codes, n_batches)
-    means, mean = sums / sizes[:, None], sums.sum(0) / adata.n_obs
+    sums, gram = _moments(x, codes, n_batches)
+    means, mean = sums / sizes[:, None], sums.sum(0) / x.shape[0]
     out = {
         "genes": genes.astype(np.int64),
         "mean": mean.astype(np.float32),
