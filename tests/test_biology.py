@@ -1,19 +1,26 @@
 """The default run keeps the biology (slow): seed 0 of the simulator, 5,000 cells, the `indiseek run` budget.
 
-Measured on this configuration (docs/results.md): kNN accuracy of level-2 types from `X_indiseek` 0.98x the
-no-learning reference's, Spearman's rho of theta against the true RNA specificity 0.886, held-out R^2 of the other
-modality's shared features from Z at most 0.095, all at one thread. At two threads the same run gives rho 0.799 and
-R^2 0.15: the bounds leave that margin for other machines and library versions.
+Measured on this configuration (docs/results.md, one thread): kNN accuracy of level-2 types from `X_indiseek` 1.03x
+the no-learning reference's, from (Z_rna, C_rna) 1.02x the RNA principal components', k-means ARI 0.82x the
+reference's, Spearman's rho of theta against the true RNA specificity 0.800, held-out R^2 of the other modality's
+shared features from Z at most 0.12. Threads, seeds and library versions move rho by up to about 0.09 and R^2 by
+0.05: the bounds leave that margin.
 """
 
 import numpy as np
 import pytest
 import torch
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
 import indiseek
 from indiseek import IndiSeek
+
+
+def _ari(x, labels):
+    return adjusted_rand_score(labels, KMeans(len(set(labels)), n_init=3, random_state=0).fit_predict(x))
 
 
 def _knn(x, labels):
@@ -30,13 +37,17 @@ def test_default_run_keeps_level2_types_and_ranks_them_by_theta():
     model.train(seed=0, enable_progress_bar=False)
     model.write_embeddings()
 
-    reference = np.hstack([indiseek.pp.standard_rna_pcs(mdata["rna"]), indiseek.pp.clr(mdata["prot"].X)])
+    rna_pcs = indiseek.pp.standard_rna_pcs(mdata["rna"])
+    reference = np.hstack([rna_pcs, indiseek.pp.clr(mdata["prot"].X)])
     ratio = _knn(mdata.obsm["X_indiseek"], labels).mean() / _knn(reference, labels).mean()
-    assert ratio >= 0.93
+    assert ratio >= 0.98
+    rna = np.hstack([mdata.obsm["X_indiseek_specific_rna"], mdata.obsm["X_indiseek_shared_rna"]])
+    assert _knn(rna, labels).mean() / _knn(rna_pcs, labels).mean() >= 0.95
+    assert _ari(mdata.obsm["X_indiseek"], labels) >= 0.7 * _ari(reference, labels)
 
     indiseek.tl.theta_scores(mdata)
     rho, _ = indiseek.tl.rank_correlation(mdata, reference=dict(mdata.uns["simulation"]["rna_specificity"]))
-    assert rho >= 0.78
+    assert rho >= 0.72
     for mod, other in (("rna", "protein"), ("protein", "rna")):
         leak = indiseek.tl.independence(mdata, f"X_indiseek_specific_{mod}", f"X_indiseek_shared_{other}", seed=0)
         assert leak["r2"] <= 0.18

@@ -510,7 +510,7 @@ class IndiSeek(BaseModelClass):
                     f"Batch {self.batches_[missing[0]]!r} has no training cell (with both modalities): remove its "
                     "cells or use a larger train_size."
                 )
-        fitted = {"rna": fit_rna_inputs(rna[idx], self.n_top_genes, self.n_pcs, batch, overwrite_counts=True),
+        fitted = {"rna": fit_rna_inputs(rna, self.n_top_genes, self.n_pcs, batch, rows=idx),
                   "protein": fit_protein_inputs(protein[idx], batch)}  # fmt: skip
         module = IndiSeekModule(
             n_genes=rna.shape[1], n_selected_genes=len(fitted["rna"]["genes"]),

@@ -119,26 +119,23 @@ def _seurat_hvg(
     normalised = (dispersion - stats["avg"].to_numpy()) / stats["dev"].to_numpy()
     finite = np.sort(normalised[~np.isnan(normalised)])[::-1]
     if not len(finite):
-        raise ValueError(
-            f"Highly variable gene selection failed: none of the {len(mean)} genes varies between cells. Pass "
-            "n_top_genes at least the number of genes to keep every gene, or use more cells."
-        )
+        raise ValueError(f"none of the {len(mean)} genes varies between cells")
     chosen = np.nan_to_num(normalised, nan=-np.inf) >= finite[min(n_top_genes, len(finite)) - 1]
     return (chosen, normalised) if return_dispersions else chosen
 
 
-def _batched_seurat_hvg(x, batch: np.ndarray, n_batches: int, n_top_genes: int) -> np.ndarray:
-    """Scanpy's ``"seurat"`` highly variable genes (with ``batch_key`` when ``n_batches > 1``) of log-normalised ``x``.
+def _batched_seurat_hvg(blocks, n_genes: int, n_batches: int, n_top_genes: int) -> np.ndarray:
+    """Scanpy's ``"seurat"`` highly variable genes (with ``batch_key`` when ``n_batches > 1``) of log-normalised cells.
 
-    The per-batch means and variances of ``expm1(x)`` are summed a block of cells at a time, with no copy of ``x``
-    (scanpy's own function holds two). With batches, as in scanpy: each batch ranks the genes it detects, and genes
-    are ordered by the number of batches that select them, ties broken by the mean normalised dispersion.
+    ``blocks`` yields ``(batch codes, log-normalised rows)`` a block of cells at a time; the per-batch means and
+    variances of ``expm1`` of the rows are summed in float64, with no copy of the whole matrix (scanpy's own function
+    holds two). With batches, as in scanpy: each batch ranks the genes it detects, and genes are ordered by the number
+    of batches that select them, ties broken by the mean normalised dispersion.
     """
-    n_genes = x.shape[1]
     sums = np.zeros((3, n_batches, n_genes))  # values, squares, detections
-    block = max(1, _BLOCK_ELEMENTS // n_genes)
-    for start in range(0, x.shape[0], block):
-        chunk, codes = x[start : start + block], batch[start : start + block]
+    sizes = np.zeros((n_batches, 1))
+    for codes, chunk in blocks:
+        sizes[:, 0] += np.bincount(codes, minlength=n_batches)
         if sparse.issparse(chunk):
             chunk = chunk.tocoo()
             rows, cols, logs = chunk.row, chunk.col, chunk.data
@@ -149,7 +146,6 @@ def _batched_seurat_hvg(x, batch: np.ndarray, n_batches: int, n_top_genes: int) 
         at = codes[rows] * n_genes + cols
         for k, weights in enumerate((values, values**2, None)):
             sums[k] += np.bincount(at, weights=weights, minlength=n_batches * n_genes).reshape(n_batches, n_genes)
-    sizes = np.bincount(batch, minlength=n_batches)[:, None]
     mean, square = sums[0] / sizes, sums[1] / sizes
     var = np.maximum(square - mean**2, 0) * sizes / np.maximum(sizes - 1, 1)  # scanpy's unbiased variance
     if n_batches == 1:
@@ -203,20 +199,16 @@ def _batch_means(x, batch: np.ndarray, n_batches: int) -> np.ndarray:
     return np.asarray(sums, dtype=np.float64) / sizes[:, None]
 
 
-def _moments(x, batch: np.ndarray, n_batches: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-batch column sums ``(n_batches, n_features)`` and ``x.T @ x`` of ``x`` (sparse or dense), in float64.
+def _moments(blocks, n_features: int, n_batches: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-batch column sums ``(n_batches, n_features)`` and ``x.T @ x``, in float64, of the rows ``blocks`` yields.
 
-    A block of rows at a time, densified (BLAS is faster than a sparse product here): memory holds one block and the
-    features x features matrix, never a float64 copy of ``x``.
+    ``blocks`` yields ``(batch codes, rows)`` (sparse or dense); each block is densified (BLAS is faster than a sparse
+    product here): memory holds one block and the features x features matrix.
     """
-    n_features = x.shape[1]
     sums, gram = np.zeros((n_batches, n_features)), np.zeros((n_features, n_features))
-    block = max(1, _BLOCK_ELEMENTS // n_features)
-    for start in range(0, x.shape[0], block):
-        chunk = x[start : start + block]
+    for codes, chunk in blocks:
         chunk = np.asarray(chunk.toarray() if sparse.issparse(chunk) else chunk, dtype=np.float64)
         gram += chunk.T @ chunk
-        codes = batch[start : start + block]
         rows = sparse.csr_matrix((np.ones(len(codes)), (codes, np.arange(len(codes)))), (n_batches, len(codes)))
         sums += rows @ chunk
     return sums, gram
@@ -236,14 +228,14 @@ def _within_batch_pca(gram: np.ndarray, means: np.ndarray, sizes: np.ndarray, n_
 
 
 def fit_rna_inputs(
-    counts, n_top_genes: int, n_pcs: int, batch: np.ndarray | None = None, overwrite_counts: bool = False
+    counts, n_top_genes: int, n_pcs: int, batch: np.ndarray | None = None, rows: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
     """Fit the RNA preparation on the training cells' raw counts.
 
     Parameters
     ----------
     counts
-        Raw counts ``(cells, genes)``, sparse or dense; never densified.
+        Raw counts ``(cells, genes)``, sparse or dense; never copied whole, densified or changed.
     n_top_genes
         Highly variable genes to keep (all genes when there are fewer).
     n_pcs
@@ -252,9 +244,8 @@ def fit_rna_inputs(
         Batch codes ``0 .. n_batches - 1`` of the cells, or ``None`` for one batch. With several batches, genes are
         selected per batch (scanpy's ``batch_key``), each batch is centred on its own mean, and the components are
         those of the pooled within-batch covariance: differences between batch means do not enter the inputs.
-    overwrite_counts
-        Normalise ``counts`` in place when they are float32 CSR (a copy the caller no longer needs), instead of a
-        copy of their values.
+    rows
+        Positions of the cells to fit on (e.g. the training cells), in the order of ``batch``; default all.
 
     Returns
     -------
@@ -262,27 +253,40 @@ def fit_rna_inputs(
     ``components`` (``(n_pcs, n_genes_kept)``), the buffers of :class:`indiseek.module.RNAInputs`; with several
     batches also ``batch_offset`` (``(n_batches, n_genes_kept)``, each batch's mean minus ``mean``). The PCA is
     the exact eigendecomposition of the covariance (scanpy's ``covariance_eigh``), which is deterministic; means and
-    covariance are summed in float64 a block of cells at a time.
+    covariance are summed in float64 a block of cells at a time, each block normalised on its own: memory holds one
+    block and a genes x genes matrix, never a copy of the counts.
     """
-    x = sparse.csr_matrix(counts, dtype=np.float32)  # the same arrays when counts are float32 CSR
-    if not overwrite_counts and sparse.issparse(counts) and np.shares_memory(x.data, counts.data):
-        x = sparse.csr_matrix((x.data.copy(), x.indices, x.indptr), shape=x.shape)
-    _log_normalise(x)  # scanpy's normalize_total(target_sum=1e4) and log1p, without a second copy
+    rows = np.arange(counts.shape[0]) if rows is None else np.asarray(rows)
     n_batches = 1 if batch is None else int(batch.max()) + 1
-    codes = np.zeros(x.shape[0], dtype=np.int64) if batch is None else np.asarray(batch, dtype=np.int64)
-    genes = np.arange(x.shape[1])
-    if x.shape[1] > n_top_genes:
-        genes = np.flatnonzero(_batched_seurat_hvg(x, codes, n_batches, n_top_genes))
-        x = x[:, genes]
-    n_comps = min(n_pcs, x.shape[0] - 1, x.shape[1] - 1)
-    if n_comps < 1:
-        raise ValueError(f"Too few training cells ({x.shape[0]}) or genes ({x.shape[1]}) for a PCA.")
+    codes = np.zeros(len(rows), dtype=np.int64) if batch is None else np.asarray(batch, dtype=np.int64)
     sizes = np.bincount(codes, minlength=n_batches)
     if (sizes == 0).any():
         raise ValueError(f"Batch {int(np.flatnonzero(sizes == 0)[0])} has no training cells.")
+    n_genes = counts.shape[1]
+    step = max(1, _BLOCK_ELEMENTS // n_genes)
+
+    def log_blocks(genes: np.ndarray | None = None):
+        for start in range(0, len(rows), step):
+            x = counts[rows[start : start + step]]
+            x = sparse.csr_matrix(x, dtype=np.float32, copy=True) if sparse.issparse(x) else np.array(x, np.float32)
+            _log_normalise(x)  # scanpy's normalize_total(target_sum=1e4) and log1p
+            yield codes[start : start + step], x if genes is None else x[:, genes]
+
+    genes = np.arange(n_genes)
+    if n_genes > n_top_genes:
+        try:
+            genes = np.flatnonzero(_batched_seurat_hvg(log_blocks(), n_genes, n_batches, n_top_genes))
+        except ValueError as err:
+            raise ValueError(
+                f"Highly variable gene selection failed on the training cells' RNA ({len(rows)} cells, "
+                f"{n_genes} genes: {err}). Pass n_top_genes={n_genes} to keep every gene, or use more cells."
+            ) from None
+    n_comps = min(n_pcs, len(rows) - 1, len(genes) - 1)
+    if n_comps < 1:
+        raise ValueError(f"Too few training cells ({len(rows)}) or genes ({len(genes)}) for a PCA.")
     logger.info("RNA inputs: %d genes, %d principal components, %d batch(es)", len(genes), n_comps, n_batches)
-    sums, gram = _moments(x, codes, n_batches)
-    means, mean = sums / sizes[:, None], sums.sum(0) / x.shape[0]
+    sums, gram = _moments(log_blocks(genes), len(genes), n_batches)
+    means, mean = sums / sizes[:, None], sums.sum(0) / len(rows)
     out = {
         "genes": genes.astype(np.int64),
         "mean": mean.astype(np.float32),
