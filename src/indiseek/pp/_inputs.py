@@ -45,6 +45,22 @@ def _log_normalise(x) -> None:
         np.log1p(x, out=x)
 
 
+def _log_blocks(counts, rows: np.ndarray | None = None, genes: np.ndarray | None = None):
+    """``(start, block)``: log-normalised float32 copies of ``counts``' rows (all, or ``rows``), a block at a time.
+
+    ``counts`` is a matrix (sparse or dense) or an AnnData (its ``.X``; a view or backed). ``start`` is the block's
+    position among the rows; ``genes`` keeps those columns after normalisation. ``counts`` is never changed.
+    """
+    n = counts.shape[0] if rows is None else len(rows)
+    step = max(1, _BLOCK_ELEMENTS // counts.shape[1])
+    for start in range(0, n, step):
+        x = counts[start : start + step] if rows is None else counts[rows[start : start + step]]
+        x = x.X if isinstance(x, ad.AnnData) else x
+        x = sparse.csr_matrix(x, dtype=np.float32, copy=True) if sparse.issparse(x) else np.array(x, np.float32)
+        _log_normalise(x)  # scanpy's normalize_total(target_sum=1e4) and log1p
+        yield start, x if genes is None else x[:, genes]
+
+
 def standard_rna_pcs(rna: ad.AnnData, n_top_genes: int = 2000, n_pcs: int = 50, random_state: int = 0) -> np.ndarray:
     """Seurat's standard RNA input, the no-learning reference: normalise per cell, log1p, HVG, scale, PCA.
 
@@ -70,17 +86,8 @@ def standard_rna_pcs(rna: ad.AnnData, n_top_genes: int = 2000, n_pcs: int = 50, 
     Principal-component scores, ``(cells, n_pcs)``, float32.
     """
     n, n_genes = rna.shape
-    block = max(1, _BLOCK_ELEMENTS // n_genes)
-
-    def log_blocks(genes: np.ndarray | None = None):
-        for start in range(0, n, block):
-            x = rna[start : start + block].X
-            x = sparse.csr_matrix(x, dtype=np.float32, copy=True) if sparse.issparse(x) else np.array(x, np.float32)
-            _log_normalise(x)
-            yield x if genes is None else x[:, genes]
-
     sums = np.zeros((4, n_genes))  # of the normalised counts (HVG), their squares, the logs (scale), their squares
-    for x in log_blocks():
+    for _, x in _log_blocks(rna):
         logs = x.data if sparse.issparse(x) else x
         for k, values in enumerate((np.expm1(logs), logs)):
             values = values.astype(np.float64)
@@ -96,7 +103,7 @@ def standard_rna_pcs(rna: ad.AnnData, n_top_genes: int = 2000, n_pcs: int = 50, 
     std = np.sqrt(var[1, genes])
     std[std == 0] = 1
     n_comps = min(n_pcs, n - 1, len(genes) - 1)
-    return _scaled_pcs(lambda: log_blocks(genes), n, mean[1, genes], std, n_comps)
+    return _scaled_pcs(lambda: (x for _, x in _log_blocks(rna, genes=genes)), n, mean[1, genes], std, n_comps)
 
 
 def _seurat_hvg(
@@ -263,14 +270,10 @@ def fit_rna_inputs(
     if (sizes == 0).any():
         raise ValueError(f"Batch {int(np.flatnonzero(sizes == 0)[0])} has no training cells.")
     n_genes = counts.shape[1]
-    step = max(1, _BLOCK_ELEMENTS // n_genes)
 
     def log_blocks(genes: np.ndarray | None = None):
-        for start in range(0, len(rows), step):
-            x = counts[rows[start : start + step]]
-            x = sparse.csr_matrix(x, dtype=np.float32, copy=True) if sparse.issparse(x) else np.array(x, np.float32)
-            _log_normalise(x)  # scanpy's normalize_total(target_sum=1e4) and log1p
-            yield codes[start : start + step], x if genes is None else x[:, genes]
+        for start, x in _log_blocks(counts, rows, genes):
+            yield codes[start : start + x.shape[0]], x
 
     genes = np.arange(n_genes)
     if n_genes > n_top_genes:
