@@ -13,7 +13,8 @@ libraries; OpenMP's passive wait policy, so that idle threads sleep):
   registration are recorded apart. A training that fails (e.g. NaN at the default learning rate) is recorded as it
   failed, and then run again at ``lr=1e-3`` as a second record that says so.
 
-Writes JSON with the machine's description and the ratio of the wall times (``indiseek run`` over ``train()``).
+Writes JSON with the machine's description and the ratio of the wall times (``indiseek run`` over ``train()``),
+after each part, so that a run stopped during totalVI's training keeps the IndiSeek record and when totalVI began.
 
 Usage: ``python benchmarks/bench_vs_totalvi.py [--n-cells 30000] [--threads 2]
 [--out benchmarks/results/bench_vs_totalvi.json]``
@@ -98,13 +99,29 @@ def main() -> None:
            "OPENBLAS_NUM_THREADS": threads, "NUMBA_NUM_THREADS": threads,
            # idle OpenMP threads sleep: spinning ones slow torch 10-30x when other processes share the cores
            "OMP_WAIT_POLICY": "PASSIVE"}  # fmt: skip
+    result = {
+        "benchmark": "whole default `indiseek run` against TOTALVI(mdata).train() with its defaults, same cells",
+        "command": "python benchmarks/bench_vs_totalvi.py " + " ".join(sys.argv[1:]),
+        "n_cells": args.n_cells,
+        "data": "indiseek.datasets.simulate_citeseq(n_cells, seed=0): 2,000 genes, 25 proteins, written to .h5mu",
+        "machine": machine(args.threads, "cpu"),
+        "environment": {k: v for k, v in env.items() if k.startswith(("OMP_", "MKL_", "OPENBLAS_", "NUMBA_"))},
+    }
+
+    def write(**fields) -> None:  # after each part, so that a run stopped in totalVI keeps IndiSeek's record
+        result.update(fields)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=1))
+
     with tempfile.TemporaryDirectory() as tmp:
         data = str(Path(tmp) / "data.h5mu")
         indiseek.datasets.simulate_citeseq(n_cells=args.n_cells, seed=0, progress_bar=False).write_h5mu(data)
         run = _child(_INDISEEK.format(threads=args.threads, data=data, out=str(Path(tmp) / "run")), env)
         print("indiseek run:", json.dumps(run), flush=True)  # noqa: T201
+        write(indiseek_run=run, totalvi=[], totalvi_started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         totalvi = [_child(_TOTALVI.format(threads=args.threads, data=data, lr=None), env)]
         print("TOTALVI:", json.dumps(totalvi[0]), flush=True)  # noqa: T201
+        write(totalvi=totalvi)
         if "error" in totalvi[0] or totalvi[0].get("nan_in_elbo"):
             retry = _child(_TOTALVI.format(threads=args.threads, data=data, lr=1e-3), env)
             retry["note"] = "second run at lr=1e-3 because the default lr=4e-3 failed or gave NaN"
@@ -115,19 +132,7 @@ def main() -> None:
         for t in totalvi
         if "wall_seconds" in run and "train_seconds" in t and "error" not in t
     }
-    result = {
-        "benchmark": "whole default `indiseek run` against TOTALVI(mdata).train() with its defaults, same cells",
-        "command": "python benchmarks/bench_vs_totalvi.py " + " ".join(sys.argv[1:]),
-        "n_cells": args.n_cells,
-        "data": "indiseek.datasets.simulate_citeseq(n_cells, seed=0): 2,000 genes, 25 proteins, written to .h5mu",
-        "machine": machine(args.threads, "cpu"),
-        "environment": {k: v for k, v in env.items() if k.startswith(("OMP_", "MKL_", "OPENBLAS_", "NUMBA_"))},
-        "indiseek_run": run,
-        "totalvi": totalvi,
-        "indiseek_run_over_totalvi_train": ratios,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
+    write(totalvi=totalvi, indiseek_run_over_totalvi_train=ratios)
     print(json.dumps(ratios))  # noqa: T201
 
 
