@@ -74,6 +74,8 @@ def main() -> None:
         "seed": args.seed,
         "n_cells": int(mdata.n_obs),
         "max_epochs": args.max_epochs,
+        "club_estimator": CITESEQ.club_estimator,
+        "input_dropout": CITESEQ.input_dropout,
         "chosen_lambda": chosen,
         "reason": model.lambda_choice_["reason"],
         "tradeoff": indiseek.tl.lambda_tradeoff(model.lambda_sweep_).round(4).reset_index().to_dict("list"),

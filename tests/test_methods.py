@@ -122,7 +122,7 @@ def test_model_with_the_critic_estimator_round_trips(small_mdata, tmp_path):
     IndiSeek.setup_mudata(mdata)
     with pytest.raises(ValueError, match="club_estimator"):
         IndiSeek(mdata, club_estimator="kde")
-    assert IndiSeek(mdata).init_params_["non_kwargs"]["club_estimator"] == "gaussian_raw"
+    assert IndiSeek(mdata).init_params_["non_kwargs"]["club_estimator"] == "gaussian"
     model = IndiSeek(mdata, club_estimator="critic", n_shared=6, n_specific=5, n_hidden=16, n_layers=3, n_pcs=20)
     model.train(max_epochs=2, batch_size=64, lr=1e-3, enable_progress_bar=False)
     assert isinstance(model.module.specific["rna"].estimator, CriticCLUB)
