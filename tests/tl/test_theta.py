@@ -81,3 +81,18 @@ def test_theta_errors(planted):
         theta_scores(planted, label_key="celltype.l3")
     with pytest.raises(ValueError, match="n_neighbors"):
         theta_scores(planted, n_neighbors=planted.n_obs)
+
+
+def test_theta_records_separation_and_warns_when_the_labels_are_at_chance(planted, recwarn):
+    theta_scores(planted)
+    separation = planted.uns["theta"]["separation"]
+    assert separation["chance"] == pytest.approx(4 * 30 * 29 / (120 * 119))
+    for m in ("rna", "protein"):  # each modality separates two types fully and mixes the other two
+        assert separation[f"beta_{m}"] == pytest.approx(planted.obs[f"beta_{m}"].mean())
+        assert separation[m] > 0.5
+    assert not [w for w in recwarn if "chance" in str(w.message)]
+
+    planted.obs["shuffled"] = np.random.default_rng(0).permutation(planted.obs["celltype.l2"].to_numpy())
+    with pytest.warns(UserWarning, match="much better than chance.*shared features"):
+        theta_scores(planted, label_key="shuffled", key_added="t")
+    assert abs(planted.uns["t"]["separation"]["rna"]) < 0.1 and abs(planted.uns["t"]["separation"]["protein"]) < 0.1

@@ -29,6 +29,31 @@ def _same_label_counts(
     return same.sum(axis=1)
 
 
+#: Below this gain over chance in both modalities, :func:`theta_scores` warns that theta compares noise.
+MIN_SEPARATION = 0.1
+
+
+def _separation(
+    beta_rna: np.ndarray, beta_protein: np.ndarray, codes: np.ndarray, scored: np.ndarray, n_searched: int
+) -> dict:
+    """Mean same-label neighbour fractions, their value by chance, and each modality's gain over chance.
+
+    By chance a cell's neighbour shares its label with probability (n_t - 1) / (n - 1), for a label held by n_t
+    scored cells among the n searched; the gain is (mean beta - chance) / (1 - chance): 0 at chance, 1 when every
+    neighbour matches.
+    """
+    n = int(scored.sum())
+    if n < 2:
+        return dict.fromkeys(("beta_rna", "beta_protein", "chance", "rna", "protein"), float("nan"))
+    sizes = np.bincount(codes[scored])
+    chance = float((sizes * (sizes - 1)).sum() / (n * (n_searched - 1)))
+    out = {"beta_rna": float(beta_rna[scored].mean()), "beta_protein": float(beta_protein[scored].mean())}
+    out["chance"] = chance
+    for m in ("rna", "protein"):
+        out[m] = (out[f"beta_{m}"] - chance) / (1 - chance) if chance < 1 else float("nan")
+    return out
+
+
 @dsp.dedent
 def theta_scores(
     mdata: MuData | AnnData,
@@ -79,7 +104,10 @@ def theta_scores(
         Name of the score. With the default ``"theta"``, writes ``.obs["beta_rna"]``, ``.obs["beta_protein"]``
         and ``.obs["theta"]``; otherwise ``.obs[f"{key_added}_beta_rna"]``, ``.obs[f"{key_added}_beta_protein"]``
         and ``.obs[key_added]``. The parameters go to ``.uns[key_added]["params"]``, with the neighbour search
-        used under ``"neighbors"``.
+        used under ``"neighbors"``; ``.uns[key_added]["separation"]`` holds the mean same-label fractions
+        (``"beta_rna"``, ``"beta_protein"``), their value by chance (``"chance"``) and each modality's gain over
+        chance, ``(beta - chance) / (1 - chance)`` (``"rna"``, ``"protein"``). When both gains are below 0.1, the
+        specific features hardly separate the labels and theta compares noise: a warning says so.
     copy
         Return a copy with the results instead of writing into ``mdata``.
     %(param_neighbors)s
@@ -145,6 +173,18 @@ def theta_scores(
             stacklevel=2,
         )
 
+    separation = _separation(k_rna / n_neighbors, k_protein / n_neighbors, codes, both & ~missing, int(both.sum()))
+    if max(separation["rna"], separation["protein"]) < MIN_SEPARATION:
+        warnings.warn(
+            f"Neither modality's specific features group the {label_key!r} labels much better than chance "
+            f"(mean same-label neighbour fraction {separation['beta_rna']:.3f} in {rna_key!r} and "
+            f"{separation['beta_protein']:.3f} in {protein_key!r}, {separation['chance']:.3f} by chance), so theta "
+            "compares noise and its ranking of the labels says little. Such labels are carried by what the "
+            "modalities share: compare them on the shared features instead.",
+            UserWarning,
+            stacklevel=2,
+        )
+
     data = mdata.copy() if copy else mdata
     beta_rna_key, beta_protein_key, theta_key = theta_keys(key_added)
     data.obs[beta_rna_key] = k_rna / n_neighbors
@@ -159,6 +199,7 @@ def theta_scores(
             "protein_key": protein_key,
             "neighbors": search,
             "random_state": random_state,
-        }
+        },
+        "separation": separation,
     }
     return data if copy else None
