@@ -2,7 +2,8 @@
 
 Runs both commands on the default data (5,000 simulated cells, seed 0) as separate processes, side by side (one core
 each on a 2-core machine, one torch thread each), and records the wall time and peak resident memory of each and
-their ratio as JSON, with the machine's description.
+their ratio as JSON, with the machine's description and where each run's time went (training, diagnostics and the
+method's total from its ``report.json``).
 
 Usage: ``python benchmarks/bench_lambda_auto.py [--out benchmarks/results/bench_lambda_auto.json]``
 """
@@ -50,7 +51,17 @@ def main() -> None:
             wall = float(fields[fields.index("WALL") + 1])
             rss = int(fields[fields.index("RSS_KB") + 1])
             report = json.loads((Path(tmp) / name / "report.json").read_text())
-            result[name] = {"wall_seconds": round(wall, 1), "peak_rss_gb": round(rss / 1024**2, 2)}
+            entry = report["methods"][report["main_method"]]
+            result[name] = {
+                "wall_seconds": round(wall, 1),
+                "peak_rss_gb": round(rss / 1024**2, 2),
+                "seconds": {  # where the time went, as the run's report.json gives it
+                    "train": entry["train_seconds"],
+                    "diagnostics": entry.get("diagnostics_seconds"),
+                    "method_total": entry["total_seconds"],
+                    **report["seconds"],
+                },
+            }
             if name == "auto":
                 result[name]["chosen_lambda"] = report["lambda_choice"]["lambda"]
         total = time.perf_counter() - start
