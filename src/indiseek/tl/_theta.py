@@ -179,7 +179,7 @@ def theta_scores(
             f"Neither modality's specific features group the {label_key!r} labels much better than chance "
             f"(mean same-label neighbour fraction {separation['beta_rna']:.3f} in {rna_key!r} and "
             f"{separation['beta_protein']:.3f} in {protein_key!r}, {separation['chance']:.3f} by chance), so theta "
-            "compares noise and its ranking of the labels says little. Such labels are carried by what the "
+            "compares noise and its ranking of the labels says little. Such labels are most likely carried by what the "
             "modalities share: compare them on the shared features instead.",
             UserWarning,
             stacklevel=2,
