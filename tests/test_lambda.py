@@ -129,4 +129,5 @@ def test_run_with_auto_lambda_reports_the_choice(tmp_path):
     choice = report["lambda_choice"]
     assert report["lambda"] == "auto" and choice["lambda"] in choice["curve"]["lambda"]
     assert len(choice["curve"]["lambda"]) == 7 and "completeness gain" in choice["reason"]
+    assert len(choice["seconds"]) == 7 and all(s > 0 for s in choice["seconds"])
     assert (out / "figures" / "indiseek_lambda_tradeoff.png").is_file()

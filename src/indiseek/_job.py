@@ -101,7 +101,8 @@ def run_job(
     made on the cells with both modalities (``modalities``: the RNA and protein modalities); cells with one get
     their embeddings and NaN scores. With
     ``lambda_="auto"`` each method with a specific stage chooses its lambda without labels
-    (:meth:`~indiseek.IndiSeek.sweep_lambda`); the report gives the curve, the choice and its reason, and
+    (:meth:`~indiseek.IndiSeek.sweep_lambda`); the report gives the curve, the choice, its reason and the seconds of
+    each lambda's fit, and
     ``figures/<method>_lambda_tradeoff.png`` draws them. ``method``, ``lambda_`` and ``out`` are checked before
     anything is computed or written.
     """
@@ -138,7 +139,8 @@ def run_job(
                  "epochs": model.epochs_trained}  # fmt: skip
         if model.lambda_choice_ is not None:
             curve = tl.lambda_tradeoff(model.lambda_sweep_)
-            entry["lambda_choice"] = {**model.lambda_choice_, "curve": curve.reset_index().to_dict("list")}
+            entry["lambda_choice"] = {**model.lambda_choice_, "curve": curve.reset_index().to_dict("list"),
+                                      "seconds": model.lambda_sweep_["seconds"].round(2).tolist()}  # fmt: skip
             pl.lambda_tradeoff(model, title=m, save=figures / f"{m}_lambda_tradeoff.png")
             plt.close("all")
         if m != "clip":

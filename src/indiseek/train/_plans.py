@@ -17,6 +17,8 @@ from scvi.train import TrainingPlan
 
 from indiseek.module import encoder_parameters, estimator_parameters
 
+#: Lightning's precision settings without loss scaling or casting.
+_FULL_PRECISION = ("32-true", "64-true", "32", "64")
 #: Optimisers of the networks, as in scvi-tools' ``TrainingPlan``.
 OPTIMIZERS = ("Adam", "AdamW")
 
@@ -66,6 +68,12 @@ class _Plan(TrainingPlan):
         )  # fmt: skip
         self.stage = stage
         self._sums: dict[str, dict] = {}
+
+    def _optimizer_creator_fn(self, optimizer_cls: type[torch.optim.Optimizer]):
+        """scvi-tools' optimiser, with the multi-tensor implementation also on CPU (same numbers, fewer kernel calls)."""
+        return lambda params: optimizer_cls(
+            params, lr=self.lr, eps=self.eps, weight_decay=self.weight_decay, foreach=True
+        )
 
     def log_loss(self, out: LossOutput, mode: str) -> None:
         """Add a minibatch's loss and extra metrics to the epoch's sums (detached tensors: no host sync per step).
@@ -181,20 +189,26 @@ class SpecificTrainingPlan(_Plan):
         encoder = self.get_optimizer_creator()(encoder_parameters(self.module.specific))
         if not self.has_estimator:
             return encoder
-        estimator = torch.optim.Adam(estimator_parameters(self.module.specific), lr=self.estimator_lr or self.lr)
+        estimator = torch.optim.Adam(
+            estimator_parameters(self.module.specific), lr=self.estimator_lr or self.lr, foreach=True
+        )
         return [encoder, estimator]
 
-    def _optimizers(self):
-        opts = self.optimizers()
+    def _optimizers(self, use_pl_optimizer: bool = True) -> list:
+        opts = self.optimizers(use_pl_optimizer=use_pl_optimizer)
         return opts if isinstance(opts, list) else [opts]
 
     def _fit_estimator(self, inputs, z) -> torch.Tensor:
-        optimizer = self._optimizers()[1]
+        # On one process at full precision Lightning's wrappers of backward and step have nothing to do, yet cost
+        # as much as a step of networks this small: the estimator's steps then run in plain torch (same numbers).
+        plain = self.trainer.world_size == 1 and self.trainer.precision in _FULL_PRECISION
+        optimizer = self._optimizers(use_pl_optimizer=not plain)[1]
+        backward = torch.Tensor.backward if plain else self.manual_backward
         params = estimator_parameters(self.module.specific)
         for _ in range(self.n_estimator_steps):
             loss = self.module.estimator_loss(inputs, z)
             optimizer.zero_grad(set_to_none=True)
-            self.manual_backward(loss)
+            backward(loss)
             if self.trainer.world_size > 1:  # DDP syncs only the backward that follows its forward: average by hand
                 for p in params:
                     if p.grad is not None:
