@@ -49,8 +49,8 @@ def plain_epochs(model: IndiSeek, epochs: int, batch_size: int, lr: float, n_q_s
     tensors = next(iter(model._make_data_loader(model.adata, batch_size=model.adata.n_obs)))
     with torch.no_grad():
         inputs = module.specific_inputs({k: v.to(device) for k, v in tensors.items()})
-    opt = torch.optim.Adam(encoder_parameters(module.specific), lr=lr)
-    q_opt = torch.optim.Adam(estimator_parameters(module.specific), lr=lr)
+    opt = torch.optim.Adam(encoder_parameters(module.specific), lr=lr, foreach=True)
+    q_opt = torch.optim.Adam(estimator_parameters(module.specific), lr=lr, foreach=True)
     module.train()
     times = []
     for _ in range(epochs):

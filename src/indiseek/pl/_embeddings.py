@@ -16,6 +16,7 @@ from mudata import MuData
 
 from indiseek._checks import check_int
 from indiseek._keys import embedding_key, umap_key
+from indiseek._threads import keep_torch_threads
 
 from ._utils import category_colors, finish
 
@@ -67,6 +68,7 @@ def _subsample(labels: pd.Series | None, n: int, max_cells: int, random_state: i
     return np.sort(np.concatenate(chosen))
 
 
+@keep_torch_threads
 def embeddings(
     mdata: MuData | AnnData,
     method: str = "indiseek",

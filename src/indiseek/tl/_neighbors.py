@@ -8,6 +8,8 @@ import warnings
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
+from indiseek._threads import keep_torch_threads
+
 from ._checks import check_choice, check_int
 
 logger = logging.getLogger(__name__)
@@ -77,6 +79,7 @@ def knn_indices(
     return np.take_along_axis(dist, order, axis=1), np.take_along_axis(idx, order, axis=1)
 
 
+@keep_torch_threads
 def _pynndescent_indices(x: np.ndarray, n_neighbors: int, random_state: int) -> np.ndarray:
     from pynndescent import NNDescent
 

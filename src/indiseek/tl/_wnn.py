@@ -16,6 +16,7 @@ from scipy.special import softmax
 
 from indiseek._docs import dsp
 from indiseek._keys import WNN_KEY, wnn_keys
+from indiseek._threads import keep_torch_threads
 from indiseek.pp import clr, standard_rna_pcs
 
 from ._checks import check_choice, check_data, check_int, check_str, matrix
@@ -177,6 +178,7 @@ def _muon_weights(
     return np.column_stack([joint.obs["rna:mod_weight"].to_numpy(), joint.obs["prot:mod_weight"].to_numpy()])
 
 
+@keep_torch_threads
 @dsp.dedent
 def wnn_weights(
     mdata: MuData,

@@ -70,7 +70,7 @@ class _Plan(TrainingPlan):
         self._sums: dict[str, dict] = {}
 
     def _optimizer_creator_fn(self, optimizer_cls: type[torch.optim.Optimizer]):
-        """scvi-tools' optimiser, with the multi-tensor implementation also on CPU (same numbers, fewer kernel calls)."""
+        """scvi-tools' optimiser, in its multi-tensor form also on CPU (same numbers, fewer kernel calls)."""
         return lambda params: optimizer_cls(
             params, lr=self.lr, eps=self.eps, weight_decay=self.weight_decay, foreach=True
         )
