@@ -10,12 +10,13 @@ predicted from Z_i (:func:`indiseek.tl.independence`), and of the true shared pr
 defaults on the same cells and measures its latent space the same way (it has no Z or C, hence no theta).
 ``--refits N`` then fits the specific stages N more times on the same shared stage, each from another
 initialisation (:meth:`~indiseek.IndiSeek.sweep_lambda` at the one lambda, seeds 1000, 1001, ...; same epochs, no
-early stopping), and measures each: how much the result depends on the specific stages' initialisation. Appends
-one JSON line per fit to ``--out`` (refits with ``"refit": k``).
+early stopping), and measures each: how much the result depends on the specific stages' initialisation.
+``--first-refit K`` starts at refit K (seed 1000 + K) and leaves out the main fit's record, to extend an earlier run
+with the same options. Appends one JSON line per fit to ``--out`` (refits with ``"refit": k``).
 
 Usage: ``python benchmarks/citeseq_comparison.py --method indiseek --seed 0 [--lambda 100] [--lr 3e-3]
 [--n-pcs 50] [--n-hidden 50] [--n-specific 50] [--input-dropout 0.3] [--max-epochs 100] [--club-estimator gaussian]
-[--refits 0] [--accelerator auto] [--out benchmarks/results/citeseq_comparison.jsonl]``
+[--refits 0] [--first-refit 0] [--accelerator auto] [--out benchmarks/results/citeseq_comparison.jsonl]``
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def main() -> None:
     parser.add_argument("--n-cells", type=int, default=5000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--refits", type=int, default=0)
+    parser.add_argument("--first-refit", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/citeseq_comparison.jsonl")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -103,8 +105,10 @@ def main() -> None:
         "rho_truth_reference_inputs": round(rho_ref, 3),
         "ari_reference": ari_ref,
     }
-    finish(record | measure(model, mdata, args.method, labels, truth, knn_ref, args.seed), train_s, args)
-    for k in range(args.refits):  # the same shared stage, fresh specific stages from another initialisation
+    if args.first_refit == 0:  # later refits extend an earlier run, whose main fit is already recorded
+        finish(record | measure(model, mdata, args.method, labels, truth, knn_ref, args.seed), train_s, args)
+    # the same shared stage, fresh specific stages from another initialisation
+    for k in range(args.first_refit, args.first_refit + args.refits):
         start = time.perf_counter()
         model.sweep_lambda(
             [args.lambda_], max_epochs=args.max_epochs, lr=args.lr, n_estimator_steps=args.n_estimator_steps,
