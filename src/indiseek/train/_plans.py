@@ -199,8 +199,9 @@ class SpecificTrainingPlan(_Plan):
         return opts if isinstance(opts, list) else [opts]
 
     def _fit_estimator(self, inputs, z) -> torch.Tensor:
-        # On one process at full precision Lightning's wrappers of backward and step have nothing to do, yet cost
-        # as much as a step of networks this small: the estimator's steps then run in plain torch (same numbers).
+        # On one process at full precision Lightning's wrappers of backward and step have nothing to do, yet add
+        # about a fifth to a step of networks this small: the estimator's steps then run in plain torch (same
+        # numbers; they no longer count in the trainer's global step, which counts the encoder's steps).
         plain = self.trainer.world_size == 1 and self.trainer.precision in _FULL_PRECISION
         optimizer = self._optimizers(use_pl_optimizer=not plain)[1]
         backward = torch.Tensor.backward if plain else self.manual_backward
