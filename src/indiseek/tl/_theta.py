@@ -173,7 +173,8 @@ def theta_scores(
             stacklevel=2,
         )
 
-    separation = _separation(k_rna / n_neighbors, k_protein / n_neighbors, codes, both & ~missing, int(both.sum()))
+    beta_rna, beta_protein = k_rna / n_neighbors, k_protein / n_neighbors
+    separation = _separation(beta_rna, beta_protein, codes, both & ~missing, int(both.sum()))
     if max(separation["rna"], separation["protein"]) < MIN_SEPARATION:
         warnings.warn(
             f"Neither modality's specific features group the {label_key!r} labels much better than chance "
@@ -187,8 +188,8 @@ def theta_scores(
 
     data = mdata.copy() if copy else mdata
     beta_rna_key, beta_protein_key, theta_key = theta_keys(key_added)
-    data.obs[beta_rna_key] = k_rna / n_neighbors
-    data.obs[beta_protein_key] = k_protein / n_neighbors
+    data.obs[beta_rna_key] = beta_rna
+    data.obs[beta_protein_key] = beta_protein
     data.obs[theta_key] = theta
     data.uns[key_added] = {
         "params": {
