@@ -35,6 +35,11 @@ def knn_fields(knn: dict[str, float], knn_ref: dict[str, float]) -> dict[str, di
     }
 
 
+def equal_blocks(obsm, method: str = "indiseek") -> np.ndarray:
+    """The four unit-scaled blocks side by side, without the weights of ``X_<method>`` (the concatenation of 0.1)."""
+    return np.hstack([obsm[f"X_{method}_{k}_{m}"] for k in ("shared", "specific") for m in ("rna", "protein")])
+
+
 def kmeans_ari(x: np.ndarray, labels: np.ndarray) -> float:
     """ARI of k-means (k = number of labels, 3 starts) against the labels."""
     pred = KMeans(len(np.unique(labels)), n_init=3, random_state=0).fit_predict(x)

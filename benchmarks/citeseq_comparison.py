@@ -2,7 +2,8 @@
 
 Simulates cells with :func:`indiseek.datasets.simulate_citeseq`, trains one method and measures, against the
 finest labels (``celltype.l2``): kNN accuracy (k = 15, 5-fold stratified) and k-means ARI of the concatenated
-features, of (Z_rna, C_rna) and of (Z_protein, C_protein); the same for the no-learning reference (50 RNA principal
+features (also with its four blocks equally weighted, as before the weights), of (Z_rna, C_rna) and of
+(Z_protein, C_protein); the same for the no-learning reference (50 RNA principal
 components of scaled highly variable genes, protein CLR); Spearman's rho of per-type mean theta against the true
 RNA specificity, for the method and for theta computed on the reference inputs; and the held-out R^2 of C_{3-i}
 predicted from Z_i (:func:`indiseek.tl.independence`), and of the true shared programs predicted from Z_i (the leak
@@ -27,7 +28,7 @@ import time
 
 import numpy as np
 import torch
-from _biology import kmeans_ari, knn_accuracy, knn_fields, reference_inputs, totalvi_latent
+from _biology import equal_blocks, kmeans_ari, knn_accuracy, knn_fields, reference_inputs, totalvi_latent
 
 import indiseek
 from indiseek import IndiSeek
@@ -128,6 +129,7 @@ def measure(model, mdata, m: str, labels, truth, knn_ref, seed: int) -> dict:
         "protein": np.hstack([mdata.obsm[f"X_{m}_specific_protein"], mdata.obsm[f"X_{m}_shared_protein"]]),
         "specific_rna": mdata.obsm[f"X_{m}_specific_rna"],
         "specific_protein": mdata.obsm[f"X_{m}_specific_protein"],
+        "all_equal_blocks": equal_blocks(mdata.obsm, m),
     }
     indiseek.tl.theta_scores(mdata, method=m)
     rho, _ = indiseek.tl.rank_correlation(mdata, reference=truth)
@@ -140,6 +142,8 @@ def measure(model, mdata, m: str, labels, truth, knn_ref, seed: int) -> dict:
         "rho_truth": round(rho, 3),
         **knn_fields(knn, knn_ref),
         "ari": round(kmeans_ari(feats["all"], labels), 3),
+        "ari_equal_blocks": round(kmeans_ari(feats["all_equal_blocks"], labels), 3),
+        "embedding_weights": {k: round(v, 3) for k, v in model.embedding_weights.items()},
         "independence_r2": {k: round(v["r2"], 3) for k, v in leak.items()},
         "independence_p": {k: round(v["p_value"], 3) for k, v in leak.items()},
         # the same leak against the true shared programs, comparable with citeseq_oracle.py's ideal features

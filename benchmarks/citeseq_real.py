@@ -6,8 +6,9 @@ For each labelled file (the 197 labelled cells of PBMC 5k; the 800 paired cells 
 highly variable genes; protein CLR); Spearman's rho of per-type mean theta against the mean WNN RNA weight (muon's
 formulas), for the features and for theta on the reference inputs, with each modality's gain over chance in
 theta's same-label neighbour fractions; held-out R^2 of C_{3-i} from Z_i; k-means ARI (k = number of labels) of the
-concatenated features, of the shared features (C_rna, C_protein) alone and of the reference; kNN accuracy of the
-shared and of the specific features alone, and of always guessing the most frequent label. ``--method totalvi``
+concatenated features, of their four blocks equally weighted, of the shared features (C_rna, C_protein) alone and
+of the reference; the blocks' weights; kNN accuracy of the shared and of the specific features alone, and of always
+guessing the most frequent label. ``--method totalvi``
 trains scvi-tools' TOTALVI with its defaults on the same cells and measures its latent space the same way. Appends
 one JSON line per file and seed to ``--out``.
 
@@ -26,7 +27,7 @@ import anndata as ad
 import mudata as md
 import numpy as np
 import torch
-from _biology import kmeans_ari, knn_accuracy, knn_fields, reference_inputs, totalvi_latent
+from _biology import equal_blocks, kmeans_ari, knn_accuracy, knn_fields, reference_inputs, totalvi_latent
 
 import indiseek
 from indiseek import IndiSeek
@@ -78,6 +79,7 @@ def run(
         "protein": np.hstack([o["X_indiseek_specific_protein"], o["X_indiseek_shared_protein"]]),
         "shared": np.hstack([o["X_indiseek_shared_rna"], o["X_indiseek_shared_protein"]]),
         "specific": np.hstack([o["X_indiseek_specific_rna"], o["X_indiseek_specific_protein"]]),
+        "all_equal_blocks": equal_blocks(o),
     }
     o["X_reference_rna"], o["X_reference_protein"] = ref["rna"], ref["protein"]
     indiseek.tl.wnn_weights(mdata, protein_mod=protein, backend="exact")
@@ -102,6 +104,8 @@ def run(
         "independence_r2": {k: round(v, 3) for k, v in leak.items()},
         "ari": round(kmeans_ari(feats["all"], labels), 3),
         "ari_shared": round(kmeans_ari(feats["shared"], labels), 3),
+        "ari_equal_blocks": round(kmeans_ari(feats["all_equal_blocks"], labels), 3),
+        "embedding_weights": {k: round(v, 3) for k, v in model.embedding_weights.items()},
         "ari_reference": ari_ref,
         "knn_most_frequent": round(float(np.unique(labels, return_counts=True)[1].max() / len(labels)), 3),
         "train_seconds": round(train_s, 1),

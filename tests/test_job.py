@@ -3,7 +3,9 @@
 import json
 
 import mudata as md
+import pytest
 
+from indiseek import IndiSeek
 from indiseek.cli import main
 
 
@@ -20,9 +22,13 @@ def test_run_writes_report_and_figures(tmp_path):
         diag = report["diagnostics"][modality]
         assert -1 <= diag["independence_r2"] <= 1 and 0 < diag["independence_p_value"] <= 1
         assert diag["completeness_r2_joint"] <= 1
+    weights = report["embedding_weights"]  # the blocks' weights in X_indiseek, as the saved model has them
+    assert set(weights) == {"shared_rna", "shared_protein", "specific_rna", "specific_protein"}
     figures = {p.name for p in (out / "figures").iterdir()}
     assert {"indiseek_theta_ranking.png", "indiseek_rank_vs_wnn.png", "indiseek_rank_vs_truth.png",
             "indiseek_umaps.png", "comparison_rho.png", "comparison_ari.png"} <= figures  # fmt: skip
     result = md.read_h5mu(out / "result.h5mu")
     assert {"theta", "theta_factorizedcl", "wnn_rna_weight"} <= set(result.obs)
     assert "X_infodisen_specific_protein" in result.obsm and (out / "model" / "model.json").is_file()
+    saved = IndiSeek.load(str(out / "model"), mdata=result)
+    assert saved.embedding_weights == pytest.approx(weights, abs=1e-4)

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import scanpy as sc
 
+import indiseek
 from indiseek import IndiSeek
 
 
@@ -17,10 +18,29 @@ def test_latent_shapes_and_order(trained):
     c = trained.get_latent_representation(modality="protein", kind="shared")
     both = trained.get_latent_representation()
     assert z.shape == (n, 6) and c.shape == (n, 8) and both.shape == (n, 8 + 8 + 6 + 6)
-    np.testing.assert_allclose(both[:, 8:16], c, rtol=1e-6)
-    np.testing.assert_allclose(both[:, 16:22], z, rtol=1e-6)
+    w = trained.embedding_weights
+    np.testing.assert_allclose(both[:, 8:16], c * np.sqrt(w["shared_protein"]), rtol=1e-5)
+    np.testing.assert_allclose(both[:, 16:22], z * np.sqrt(w["specific_rna"] * 8 / 6), rtol=1e-5)
     assert trained.get_latent_representation(kind="specific").shape == (n, 12)
     assert trained.get_latent_representation(modality="rna").shape == (n, 14)
+
+
+def test_concatenation_weighs_each_block_by_the_inputs_it_explains(trained):
+    train = np.sort(trained.train_indices_)
+    weights = trained.embedding_weights
+    both = trained.get_latent_representation()[train]
+    columns = {"shared_rna": slice(0, 8), "shared_protein": slice(8, 16),
+               "specific_rna": slice(16, 22), "specific_protein": slice(22, 28)}  # fmt: skip
+    for modality in ("rna", "protein"):
+        x = trained.get_prepared_inputs(modality=modality)[train]
+        z, c = (trained.get_latent_representation(modality=modality, kind=k)[train] for k in ("specific", "shared"))
+        r2 = indiseek.tl.completeness(trained.adata, x, z, c, seed=0)
+        for kind in ("shared", "specific"):
+            name = f"{kind}_{modality}"
+            assert weights[name] == pytest.approx(max(r2[f"r2_{kind}"], 0.0), abs=1e-6)
+            # a block's total variance over the training cells: its weight times n_shared
+            assert both[:, columns[name]].var(0).sum() == pytest.approx(8 * weights[name], rel=1e-3)
+    assert 0 < sum(weights.values()) and all(0 <= v <= 1 for v in weights.values())
 
 
 @pytest.mark.parametrize(

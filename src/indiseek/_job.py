@@ -144,6 +144,7 @@ def run_job(
             pl.lambda_tradeoff(model, title=m, save=figures / f"{m}_lambda_tradeoff.png")
             plt.close("all")
         if m != "clip":
+            entry["embedding_weights"] = {k: round(v, 4) for k, v in model.embedding_weights.items()}
             start_diag = time.perf_counter()
             entry["diagnostics"] = diagnose(measured, model)
             entry["diagnostics_seconds"] = round(time.perf_counter() - start_diag, 2)
@@ -159,6 +160,7 @@ def run_job(
                 "ari",
                 "nmi",
                 "diagnostics",
+                "embedding_weights",
                 "lambda_choice",
             ):
                 if key in entry:

@@ -30,6 +30,7 @@ from indiseek._keys import KINDS, MODALITIES, embedding_key
 from indiseek.defaults import CITESEQ
 from indiseek.module import IndiSeekModule, check_club_estimator, get_objective
 from indiseek.pp import fit_protein_inputs, fit_rna_inputs
+from indiseek.tl import completeness
 from indiseek.train import SharedTrainingPlan, SpecificTrainingPlan, check_optimizer
 
 from ._data import batch_codes, check_batches, check_cells, check_mudata, is_aligned, modality_counts, paired_mudata
@@ -43,6 +44,9 @@ logger = logging.getLogger(__name__)
 _DEFAULT_MODALITIES = {"rna_layer": "rna", "protein_layer": "prot"}
 _PAIRED_KEY = "_indiseek_paired_uuid"  # in the uns of a MuData with unpaired cells: its registered paired copy
 _STAGES = ("shared", "specific")
+#: Most training cells on which the blocks' weights in the concatenated features are measured.
+WEIGHT_CELLS = 10_000
+_MIN_WEIGHT_CELLS = 40  # the kNN regression holds out a fifth and needs more than 15 cells to fit on
 
 
 @dsp.dedent
@@ -494,6 +498,36 @@ class IndiSeek(BaseModelClass):
                 sums[key] = (s + v.double().sum(0), sq + (v.double() ** 2).sum(0))
             n += len(next(iter(out.values())))
         self.module.set_embedding_scale(sums, n)
+        if self.module.specific is not None:
+            self._fit_embedding_weights(train_idx, batch_size)
+
+    @torch.no_grad()
+    def _fit_embedding_weights(self, train_idx: np.ndarray, batch_size: int) -> None:
+        """Weight each block in the concatenated features by the share of its modality's inputs it explains.
+
+        The weight is the held-out R^2 of X_i from the block alone (:func:`~indiseek.tl.completeness`, kNN
+        regression) on up to :data:`WEIGHT_CELLS` training cells. With equal weights, specific features that
+        carry little of their modality (R^2 0.04 on a real PBMC file) fill half the concatenation and k-means on it
+        finds the cell types at ARI 0.29-0.37 instead of 0.50-0.68 (docs: results).
+        """
+        seed = scvi.settings.seed
+        idx = np.sort(np.random.default_rng(seed).permutation(train_idx)[:WEIGHT_CELLS])
+        if len(idx) < _MIN_WEIGHT_CELLS:
+            logger.info("%d training cells: the blocks of the concatenated features keep equal weights.", len(idx))
+            return
+        parts = defaultdict(list)
+        for tensors in self._make_data_loader(self.adata, indices=idx, batch_size=max(batch_size, 1024)):
+            tensors = {k: v.to(self.device) for k, v in tensors.items()}
+            for key, v in self.module.embed(tensors, scaled=False).items():
+                parts[key].append(v.cpu().numpy())
+            for m in MODALITIES:
+                parts[(m, "inputs")].append(self.module.prepare(tensors, m).cpu().numpy())
+        f = {key: np.concatenate(v) for key, v in parts.items()}
+        r2 = {}
+        for m in MODALITIES:
+            comp = completeness(self.adata, f[(m, "inputs")], f[(m, "specific")], f[(m, "shared")], seed=seed)
+            r2[(m, "shared")], r2[(m, "specific")] = comp["r2_shared"], comp["r2_specific"]
+        self.module.set_embedding_weights(r2)
 
     def _build_module(self, train_idx: np.ndarray) -> IndiSeekModule:
         """Fit the input preparation on the training cells' registered counts and build the networks around it."""
@@ -688,7 +722,9 @@ class IndiSeek(BaseModelClass):
         Returns
         -------
         Array ``(n_cells, dim)``. With both modalities and kinds: ``[C_rna, C_protein, Z_rna, Z_protein]``;
-        with one of each left open, the concatenation over it in that same order.
+        with one of each left open, the concatenation over it in that same order. Each block is centred with unit
+        mean per-dimension variance on the training cells; in a concatenation, each is then scaled to a total
+        variance of its weight (:attr:`embedding_weights`) times ``n_shared``.
         """
         if modality is not None:
             check_choice(modality, "modality", MODALITIES)
@@ -699,7 +735,24 @@ class IndiSeek(BaseModelClass):
         kinds = [kind] if kind else (["shared"] if self.method == "clip" else list(KINDS))
         modalities = [modality] if modality else list(MODALITIES)
         emb = self._embed(mdata, batch_size)
-        return np.concatenate([emb[(m, k)] for k in kinds for m in modalities], axis=1)
+        blocks = [(m, k) for k in kinds for m in modalities]
+        return emb[blocks[0]] if len(blocks) == 1 else self._concatenate(emb, blocks)
+
+    def _concatenate(self, emb: dict[tuple[str, str], np.ndarray], blocks: list[tuple[str, str]]) -> np.ndarray:
+        """The blocks ``(modality, kind)`` side by side, each scaled by its weight (:attr:`embedding_weights`)."""
+        return np.concatenate([emb[b] * self.module.concatenation_factor(*b) for b in blocks], axis=1)
+
+    @property
+    def embedding_weights(self) -> dict[str, float]:
+        """Weight of each block in the concatenated features, by ``"<kind>_<modality>"``.
+
+        The held-out R^2 of the modality's prepared inputs from the block alone (clipped at 0), measured after
+        training (:func:`~indiseek.tl.completeness`). A block that explains none of its inputs (weight 0) has zeros in
+        the concatenation; the blocks on their own (``kind`` and ``modality`` given) are not weighted.
+        """
+        self._check_if_trained(warn=False)
+        kinds = ["shared"] if self.method == "clip" else list(KINDS)
+        return {f"{k}_{m}": float(getattr(self.module, f"weight_{k}_{m}")) for k in kinds for m in MODALITIES}
 
     @torch.no_grad()
     def get_prepared_inputs(self, mdata: MuData | None = None, modality: str = "rna", batch_size: int = 4096):
@@ -794,14 +847,16 @@ class IndiSeek(BaseModelClass):
 
         Keys (``<method>`` is ``indiseek`` unless a baseline was chosen): ``X_<method>_shared_rna``,
         ``X_<method>_shared_protein``, ``X_<method>_specific_rna``, ``X_<method>_specific_protein`` and
-        ``X_<method>`` (their concatenation, as :meth:`get_latent_representation` returns it). They can be used
-        as usual, e.g. ``sc.pp.neighbors(mdata, use_rep="X_indiseek_specific_rna")``.
+        ``X_<method>`` (their concatenation, each block weighted by :attr:`embedding_weights`, as
+        :meth:`get_latent_representation` returns it). They can be used as usual, e.g.
+        ``sc.pp.neighbors(mdata, use_rep="X_indiseek_specific_rna")``.
         """
         target = self.mdata if mdata is None else mdata
         emb = self._embed(target, batch_size)
         keys = self.embedding_keys()
-        values = {key: emb[tuple(name.split("_")[::-1])] for name, key in keys.items() if name != "all"}
-        values[keys["all"]] = np.concatenate(list(values.values()), axis=1)
+        blocks = {key: tuple(name.split("_")[::-1]) for name, key in keys.items() if name != "all"}
+        values = {key: emb[block] for key, block in blocks.items()}
+        values[keys["all"]] = self._concatenate(emb, list(blocks.values()))
         for key, value in values.items():  # computed in full first, so a failure writes nothing
             target.obsm[key] = value
 

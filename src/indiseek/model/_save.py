@@ -201,6 +201,9 @@ def load_model(cls, dir_path: str | Path, mdata: MuData | None, device: torch.de
     model.batches_ = info.get("batches")  # a query model's also holds the batches it was given
     model.module = IndiSeekModule(**info["shapes"], **model._module_kwargs)
     split = {k.removeprefix(_SPLIT): tensors.pop(k).numpy() for k in list(tensors) if k.startswith(_SPLIT)}
+    for key, value in model.module.state_dict().items():  # saves before the blocks were weighted: equal weights
+        if key.startswith("weight_"):
+            tensors.setdefault(key, torch.ones_like(value))
     model.module.load_state_dict(tensors)
     if info.get("registered_cells") == _names_digest(model.adata.obs_names):  # the split indexes these cells
         model.train_indices_, model.validation_indices_ = split.get("train"), split.get("validation")

@@ -28,8 +28,8 @@ _OTHER = {"rna": "protein", "protein": "rna"}
 
 
 def _specific_state(module) -> dict[str, torch.Tensor]:
-    """The tensors that depend on lambda: the specific networks and the specific blocks' centres and scales."""
-    keep = ("specific.", "center_specific_", "scale_specific_")
+    """What depends on lambda: the specific networks, the specific blocks' centres and scales, the blocks' weights."""
+    keep = ("specific.", "center_specific_", "scale_specific_", "weight_")
     return {k: v.detach().clone() for k, v in module.state_dict().items() if k.startswith(keep)}
 
 

@@ -99,12 +99,14 @@ class IndiSeekModule(nn.Module):
                 }
             )
         # Each block of features is centred and scaled to unit mean per-dimension variance on the training cells
-        # (set_embedding_scale): the blocks come out of their losses on scales 10x apart.
-        dims = {"shared": n_shared, "specific": n_specific}
+        # (set_embedding_scale): the blocks come out of their losses on scales 10x apart. In the concatenation,
+        # each block is weighted by how much of its modality's inputs it explains (set_embedding_weights).
+        self.dims = {"shared": n_shared, "specific": n_specific}
         for modality in MODALITIES:
             for kind in ("shared", "specific") if self.specific is not None else ("shared",):
-                self.register_buffer(f"center_{kind}_{modality}", torch.zeros(dims[kind]))
+                self.register_buffer(f"center_{kind}_{modality}", torch.zeros(self.dims[kind]))
                 self.register_buffer(f"scale_{kind}_{modality}", torch.ones(()))
+                self.register_buffer(f"weight_{kind}_{modality}", torch.ones(()))
 
     def prepare(self, tensors: dict[str, torch.Tensor], modality: str) -> torch.Tensor:
         """Prepared inputs ``X_i`` of one modality from a minibatch of raw counts."""
@@ -173,6 +175,25 @@ class IndiSeekModule(nn.Module):
             var = (total_sq / n - mean**2).clamp_min(0).mean()
             getattr(self, f"center_{k}_{m}").copy_(mean)
             getattr(self, f"scale_{k}_{m}").copy_(var.sqrt().clamp_min(1e-8))
+
+    @torch.no_grad()
+    def set_embedding_weights(self, r2: dict[tuple[str, str], float]) -> None:
+        """Set each block's weight in the concatenated features: its R^2 (clipped at 0), or 1 for all if none is > 0.
+
+        Parameters
+        ----------
+        r2
+            Per ``(modality, kind)``: held-out R^2 of the modality's prepared inputs from that block alone.
+        """
+        weights = {key: max(float(value), 0.0) for key, value in r2.items()}
+        if not any(w > 0 for w in weights.values()):
+            weights = dict.fromkeys(weights, 1.0)
+        for (m, k), w in weights.items():
+            getattr(self, f"weight_{k}_{m}").fill_(w)
+
+    def concatenation_factor(self, modality: str, kind: str) -> float:
+        """Factor of a unit-scaled block in the concatenated features: its total variance becomes weight x n_shared."""
+        return float(getattr(self, f"weight_{kind}_{modality}") * self.dims["shared"] / self.dims[kind]) ** 0.5
 
 
 class OracleModule(nn.Module):
