@@ -1,8 +1,8 @@
 """The default run keeps the biology (slow): seed 0 of the simulator, 5,000 cells, the `indiseek run` budget.
 
-Measured on this configuration (docs/results.md, one thread): kNN accuracy of level-2 types from `X_indiseek` 1.05x
-the no-learning reference's, from (Z_rna, C_rna) 1.04x the RNA principal components', k-means ARI 0.86x the
-reference's, Spearman's rho of theta against the true RNA specificity 0.876 (theta on the inputs: 0.835), held-out
+Measured on this configuration (docs/results.md, one thread): kNN accuracy of level-2 types from `X_indiseek` 1.06x
+the no-learning reference's, from (Z_rna, C_rna) 1.04x the RNA principal components', k-means ARI 1.03x the
+reference's (0.86x with the four blocks weighted equally), Spearman's rho of theta against the true RNA specificity 0.876 (theta on the inputs: 0.835), held-out
 R^2 of the other modality's shared features from Z 0.39 (RNA) and 0.12 (protein), below what the simulator's own
 specific programs leak (0.42 and 0.35: a level-2 type's specific programs reveal its lineage); theta's same-label
 neighbour fraction in Z_rna is 0.43 of the way from chance to perfect. Threads, seeds and library versions move rho
@@ -42,10 +42,10 @@ def test_default_run_keeps_level2_types_and_ranks_them_by_theta():
     rna_pcs = indiseek.pp.standard_rna_pcs(mdata["rna"])
     reference = np.hstack([rna_pcs, indiseek.pp.clr(mdata["prot"].X)])
     ratio = _knn(mdata.obsm["X_indiseek"], labels).mean() / _knn(reference, labels).mean()
-    assert ratio >= 0.98
+    assert ratio >= 1.0
     rna = np.hstack([mdata.obsm["X_indiseek_specific_rna"], mdata.obsm["X_indiseek_shared_rna"]])
     assert _knn(rna, labels).mean() / _knn(rna_pcs, labels).mean() >= 0.95
-    assert _ari(mdata.obsm["X_indiseek"], labels) >= 0.7 * _ari(reference, labels)
+    assert _ari(mdata.obsm["X_indiseek"], labels) >= 0.85 * _ari(reference, labels)
 
     indiseek.tl.theta_scores(mdata)
     assert mdata.uns["theta"]["separation"]["rna"] >= 0.25  # the RNA-specific features group the types

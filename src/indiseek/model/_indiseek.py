@@ -516,12 +516,15 @@ class IndiSeek(BaseModelClass):
             logger.info("%d training cells: the blocks of the concatenated features keep equal weights.", len(idx))
             return
         parts = defaultdict(list)
-        for tensors in self._make_data_loader(self.adata, indices=idx, batch_size=max(batch_size, 1024)):
-            tensors = {k: v.to(self.device) for k, v in tensors.items()}
-            for key, v in self.module.embed(tensors, scaled=False).items():
-                parts[key].append(v.cpu().numpy())
-            for m in MODALITIES:
-                parts[(m, "inputs")].append(self.module.prepare(tensors, m).cpu().numpy())
+        # a data loader draws its base seed from torch's generator: restore it, so a sweep's next fit starts as
+        # it would without the weights
+        with torch.random.fork_rng(devices=[]):
+            for tensors in self._make_data_loader(self.adata, indices=idx, batch_size=max(batch_size, 1024)):
+                tensors = {k: v.to(self.device) for k, v in tensors.items()}
+                for key, v in self.module.embed(tensors, scaled=False).items():
+                    parts[key].append(v.cpu().numpy())
+                for m in MODALITIES:
+                    parts[(m, "inputs")].append(self.module.prepare(tensors, m).cpu().numpy())
         f = {key: np.concatenate(v) for key, v in parts.items()}
         r2 = {}
         for m in MODALITIES:
