@@ -508,7 +508,7 @@ class IndiSeek(BaseModelClass):
         The weight is the held-out R^2 of X_i from the block alone (:func:`~indiseek.tl.completeness`, kNN
         regression) on up to :data:`WEIGHT_CELLS` training cells. With equal weights, specific features that
         carry little of their modality (R^2 0.04 on a real PBMC file) fill half the concatenation and k-means on it
-        finds the cell types at ARI 0.29-0.37 instead of 0.50-0.68 (docs: results).
+        finds the cell types at ARI 0.29-0.37 instead of 0.50-0.66 (docs: results).
         """
         seed = scvi.settings.seed
         idx = np.sort(np.random.default_rng(seed).permutation(train_idx)[:WEIGHT_CELLS])
@@ -750,8 +750,9 @@ class IndiSeek(BaseModelClass):
         """Weight of each block in the concatenated features, by ``"<kind>_<modality>"``.
 
         The held-out R^2 of the modality's prepared inputs from the block alone (clipped at 0), measured after
-        training (:func:`~indiseek.tl.completeness`). A block that explains none of its inputs (weight 0) has zeros in
-        the concatenation; the blocks on their own (``kind`` and ``modality`` given) are not weighted.
+        training (:func:`~indiseek.tl.completeness`); 1 for CLIP's two shared blocks. A block that explains none of
+        its inputs (weight 0) has zeros in the concatenation; the blocks on their own (``kind`` and ``modality``
+        given) are not weighted.
         """
         self._check_if_trained(warn=False)
         kinds = ["shared"] if self.method == "clip" else list(KINDS)

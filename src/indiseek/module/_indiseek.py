@@ -185,7 +185,7 @@ class IndiSeekModule(nn.Module):
         r2
             Per ``(modality, kind)``: held-out R^2 of the modality's prepared inputs from that block alone.
         """
-        weights = {key: max(float(value), 0.0) for key, value in r2.items()}
+        weights = {key: float(value) if value > 0 else 0.0 for key, value in r2.items()}  # NaN (constant inputs) -> 0
         if not any(w > 0 for w in weights.values()):
             weights = dict.fromkeys(weights, 1.0)
         for (m, k), w in weights.items():
