@@ -1,19 +1,18 @@
 """Biology kept by a method's features on simulated CITE-seq, against a reference that needs no learning.
 
-Simulates cells with :func:`indiseek.datasets.simulate_citeseq`, trains one method and measures, against the
-finest labels (``celltype.l2``): kNN accuracy (k = 15, 5-fold stratified) and k-means ARI of the concatenated
-features (also with its four blocks equally weighted, as before the weights), of (Z_rna, C_rna) and of
-(Z_protein, C_protein); the same for the no-learning reference (50 RNA principal
-components of scaled highly variable genes, protein CLR); Spearman's rho of per-type mean theta against the true
-RNA specificity, for the method and for theta computed on the reference inputs; and the held-out R^2 of C_{3-i}
-predicted from Z_i (:func:`indiseek.tl.independence`), and of the true shared programs predicted from Z_i (the leak
-``citeseq_oracle.py`` measures for the ideal features). ``--method totalvi`` trains scvi-tools' TOTALVI with its
-defaults on the same cells and measures its latent space the same way (it has no Z or C, hence no theta).
-``--refits N`` then fits the specific stages N more times on the same shared stage, each from another
-initialisation (:meth:`~indiseek.IndiSeek.sweep_lambda` at the one lambda, seeds 1000, 1001, ...; same epochs, no
-early stopping), and measures each: how much the result depends on the specific stages' initialisation.
-``--first-refit K`` starts at refit K (seed 1000 + K) and leaves out the main fit's record, to extend an earlier run
-with the same options. Appends one JSON line per fit to ``--out`` (refits with ``"refit": k``).
+Simulates cells with :func:`indiseek.datasets.simulate_citeseq`, trains one method and measures, against the finest
+labels (``celltype.l2``): kNN accuracy (k = 15, 5-fold stratified) and k-means ARI of the concatenated features (also
+with its four blocks equally weighted, as before the weights), of (Z_rna, C_rna) and of (Z_protein, C_protein); the same
+for the no-learning reference (50 RNA principal components of scaled highly variable genes, protein CLR); Spearman's rho
+of per-type mean theta against the true RNA specificity, for the method and for theta computed on the reference inputs;
+and the held-out R^2 of C_{3-i} predicted from Z_i (:func:`indiseek.tl.independence`), and of the true shared programs
+predicted from Z_i (the leak ``citeseq_oracle.py`` measures for the ideal features). ``--method totalvi`` trains
+scvi-tools' TOTALVI with its defaults on the same cells and measures its latent space the same way (it has no Z or C,
+hence no theta). ``--refits N`` then fits the specific stages N more times on the same shared stage, each from another
+initialisation (:meth:`~indiseek.IndiSeek.sweep_lambda` at the one lambda, seeds 1000, 1001, ...; same epochs, no early
+stopping), and measures each: how much the result depends on the specific stages' initialisation. ``--first-refit K``
+starts at refit K (seed 1000 + K) and leaves out the main fit's record, to extend an earlier run with the same options.
+Appends one JSON line per fit to ``--out`` (refits with ``"refit": k``).
 
 Usage: ``python benchmarks/citeseq_comparison.py --method indiseek --seed 0 [--lambda 100] [--lr 3e-3]
 [--n-pcs 50] [--n-hidden 50] [--n-specific 50] [--input-dropout 0.3] [--max-epochs 100] [--club-estimator gaussian]

@@ -1,16 +1,15 @@
 """Biology kept by IndiSeek's features on the real CITE-seq files in ``../shared/data/real``.
 
-For each labelled file (the 197 labelled cells of PBMC 5k; the 800 paired cells of the PBMC mosaic, batches
-``p3_0`` and ``p4_0``): kNN accuracy (k = 15, 5-fold stratified) of the labels from the concatenated features,
-(Z_rna, C_rna) and (Z_protein, C_protein), against the no-learning reference (principal components of scaled
-highly variable genes; protein CLR); Spearman's rho of per-type mean theta against the mean WNN RNA weight (muon's
-formulas), for the features and for theta on the reference inputs, with each modality's gain over chance in
-theta's same-label neighbour fractions; held-out R^2 of C_{3-i} from Z_i; k-means ARI (k = number of labels) of the
-concatenated features, of their four blocks equally weighted, of the shared features (C_rna, C_protein) alone and
-of the reference; the blocks' weights; kNN accuracy of the shared and of the specific features alone, and of always
-guessing the most frequent label. ``--method totalvi``
-trains scvi-tools' TOTALVI with its defaults on the same cells and measures its latent space the same way. Appends
-one JSON line per file and seed to ``--out``.
+For each labelled file (the 197 labelled cells of PBMC 5k; the 800 paired cells of the PBMC mosaic, batches ``p3_0`` and
+``p4_0``): kNN accuracy (k = 15, 5-fold stratified) of the labels from the concatenated features, (Z_rna, C_rna) and
+(Z_protein, C_protein), against the no-learning reference (principal components of scaled highly variable genes; protein
+CLR); Spearman's rho of per-type mean theta against the mean WNN RNA weight (muon's formulas), for the features and for
+theta on the reference inputs, with each modality's gain over chance in theta's same-label neighbour fractions; held-out
+R^2 of C_{3-i} from Z_i; k-means ARI (k = number of labels) of the concatenated features, of their four blocks equally
+weighted, of the shared features (C_rna, C_protein) alone and of the reference; the blocks' weights; kNN accuracy of the
+shared and of the specific features alone, and of always guessing the most frequent label. ``--method totalvi`` trains
+scvi-tools' TOTALVI with its defaults on the same cells and measures its latent space the same way. Appends one JSON
+line per file and seed to ``--out``.
 
 Usage: ``python benchmarks/citeseq_real.py [--method indiseek|totalvi] [--input-dropout 0.3] [--seeds 0 1 2]
 [--data ../shared/data/real] [--out benchmarks/results/citeseq_real.jsonl]``

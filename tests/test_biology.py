@@ -1,13 +1,12 @@
 """The default run keeps the biology (slow): seed 0 of the simulator, 5,000 cells, the `indiseek run` budget.
 
-Measured on this configuration (docs/results.md, one thread): kNN accuracy of level-2 types from `X_indiseek` 1.06x
-the no-learning reference's, from (Z_rna, C_rna) 1.04x the RNA principal components', k-means ARI 1.03x the
-reference's (0.86x with the four blocks weighted equally), Spearman's rho of theta against the true RNA specificity
-0.876 (theta on the inputs: 0.835), held-out R^2 of the other modality's shared features from Z 0.39 (RNA) and 0.12
-(protein), below what the simulator's own
-specific programs leak (0.42 and 0.35: a level-2 type's specific programs reveal its lineage); theta's same-label
-neighbour fraction in Z_rna is 0.43 of the way from chance to perfect. Threads, seeds and library versions move rho
-by up to about 0.09 and R^2 by 0.05: the bounds leave that margin.
+Measured on this configuration (docs/results.md, one thread): kNN accuracy of level-2 types from `X_indiseek` 1.06x the
+no-learning reference's, from (Z_rna, C_rna) 1.04x the RNA principal components', k-means ARI 1.03x the reference's
+(0.86x with the four blocks weighted equally), Spearman's rho of theta against the true RNA specificity 0.876 (theta on
+the inputs: 0.835), held-out R^2 of the other modality's shared features from Z 0.39 (RNA) and 0.12 (protein), below
+what the simulator's own specific programs leak (0.42 and 0.35: a level-2 type's specific programs reveal its lineage);
+theta's same-label neighbour fraction in Z_rna is 0.43 of the way from chance to perfect. Threads, seeds and library
+versions move rho by up to about 0.09 and R^2 by 0.05: the bounds leave that margin.
 """
 
 import numpy as np
