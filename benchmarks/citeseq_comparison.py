@@ -15,8 +15,9 @@ starts at refit K (seed 1000 + K) and leaves out the main fit's record, to exten
 Appends one JSON line per fit to ``--out`` (refits with ``"refit": k``).
 
 Usage: ``python benchmarks/citeseq_comparison.py --method indiseek --seed 0 [--lambda 100] [--lr 3e-3]
-[--n-pcs 50] [--n-hidden 50] [--n-specific 50] [--input-dropout 0.3] [--max-epochs 100] [--club-estimator gaussian]
-[--refits 0] [--first-refit 0] [--accelerator auto] [--out benchmarks/results/citeseq_comparison.jsonl]``
+[--n-pcs 50] [--n-hidden 50] [--n-specific 50] [--input-dropout 0.3] [--max-epochs 100] [--batch-size 128]
+[--club-estimator gaussian] [--refits 0] [--first-refit 0] [--accelerator auto]
+[--out benchmarks/results/citeseq_comparison.jsonl]``
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lr", type=float, default=CITESEQ.lr)
     parser.add_argument("--max-epochs", type=int, default=CITESEQ.max_epochs)
+    parser.add_argument("--batch-size", type=int, default=CITESEQ.batch_size)
     parser.add_argument("--n-pcs", type=int, default=CITESEQ.n_pcs)
     parser.add_argument("--club-estimator", default=CITESEQ.club_estimator)
     parser.add_argument("--n-estimator-steps", type=int, default=CITESEQ.n_estimator_steps)
@@ -87,8 +89,10 @@ def main() -> None:
         n_hidden=args.n_hidden, n_specific=args.n_specific, input_dropout=args.input_dropout,
     )  # fmt: skip
     start = time.perf_counter()
-    model.train(max_epochs=args.max_epochs, lr=args.lr, seed=args.seed, n_estimator_steps=args.n_estimator_steps,
-                accelerator=args.accelerator, enable_progress_bar=False)  # fmt: skip
+    model.train(
+        max_epochs=args.max_epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+        n_estimator_steps=args.n_estimator_steps, accelerator=args.accelerator, enable_progress_bar=False,
+    )  # fmt: skip
     train_s = time.perf_counter() - start
     record |= {
         "lambda": args.lambda_,
@@ -100,6 +104,7 @@ def main() -> None:
         "club_estimator": args.club_estimator,
         "n_estimator_steps": args.n_estimator_steps,
         "max_epochs": args.max_epochs,
+        "batch_size": args.batch_size,
         "stack": "lightning",
         "epochs_run": model.epochs_trained,
         "rho_truth_reference_inputs": round(rho_ref, 3),
@@ -111,8 +116,9 @@ def main() -> None:
     for k in range(args.first_refit, args.first_refit + args.refits):
         start = time.perf_counter()
         model.sweep_lambda(
-            [args.lambda_], max_epochs=args.max_epochs, lr=args.lr, n_estimator_steps=args.n_estimator_steps,
-            seed=1000 + k, accelerator=args.accelerator, enable_progress_bar=False,
+            [args.lambda_], max_epochs=args.max_epochs, batch_size=args.batch_size, lr=args.lr,
+            n_estimator_steps=args.n_estimator_steps, seed=1000 + k, accelerator=args.accelerator,
+            enable_progress_bar=False,
         )  # fmt: skip
         refit = {"refit": k, "epochs_run": {"specific": args.max_epochs}}
         refit |= measure(model, mdata, args.method, labels, truth, knn_ref, args.seed)
