@@ -482,6 +482,11 @@ class IndiSeek(BaseModelClass):
             self.module, self.history_, self.is_trained_, self.train_times_ = previous
             raise
 
+    def _minibatches(self, indices: np.ndarray, batch_size: int):
+        """Minibatches of the registered paired cells ``indices`` (in order), on the model's device."""
+        for tensors in self._make_data_loader(self.adata, indices=indices, batch_size=max(batch_size, 1024)):
+            yield {k: v.to(self.device) for k, v in tensors.items()}
+
     @torch.no_grad()
     def _fit_embedding_scale(self, train_idx: np.ndarray, batch_size: int) -> None:
         """Centre and scale each block of features on the training cells, so ``.obsm`` is usable as it is.
@@ -491,8 +496,8 @@ class IndiSeek(BaseModelClass):
         simulated data. Distances within a block only change by a constant factor.
         """
         sums, n = {}, 0
-        for tensors in self._make_data_loader(self.adata, indices=np.sort(train_idx), batch_size=max(batch_size, 1024)):
-            out = self.module.embed({k: v.to(self.device) for k, v in tensors.items()}, scaled=False)
+        for tensors in self._minibatches(np.sort(train_idx), batch_size):
+            out = self.module.embed(tensors, scaled=False)
             for key, v in out.items():
                 s, sq = sums.get(key, (0.0, 0.0))
                 sums[key] = (s + v.double().sum(0), sq + (v.double() ** 2).sum(0))
@@ -519,8 +524,7 @@ class IndiSeek(BaseModelClass):
         # a data loader draws its base seed from torch's generator: restore it, so a sweep's next fit starts as
         # it would without the weights
         with torch.random.fork_rng(devices=[]):
-            for tensors in self._make_data_loader(self.adata, indices=idx, batch_size=max(batch_size, 1024)):
-                tensors = {k: v.to(self.device) for k, v in tensors.items()}
+            for tensors in self._minibatches(idx, batch_size):
                 for key, v in self.module.embed(tensors, scaled=False).items():
                     parts[key].append(v.cpu().numpy())
                 for m in MODALITIES:
@@ -735,7 +739,7 @@ class IndiSeek(BaseModelClass):
             check_choice(kind, "kind", KINDS)
         if kind == "specific" and self.method == "clip":
             raise ValueError("method='clip' learns shared features only: ask for kind='shared'.")
-        kinds = [kind] if kind else (["shared"] if self.method == "clip" else list(KINDS))
+        kinds = [kind] if kind else self._kinds()
         modalities = [modality] if modality else list(MODALITIES)
         emb = self._embed(mdata, batch_size)
         blocks = [(m, k) for k in kinds for m in modalities]
@@ -755,8 +759,11 @@ class IndiSeek(BaseModelClass):
         given) are not weighted.
         """
         self._check_if_trained(warn=False)
-        kinds = ["shared"] if self.method == "clip" else list(KINDS)
-        return {f"{k}_{m}": float(getattr(self.module, f"weight_{k}_{m}")) for k in kinds for m in MODALITIES}
+        return {f"{k}_{m}": float(getattr(self.module, f"weight_{k}_{m}")) for k in self._kinds() for m in MODALITIES}
+
+    def _kinds(self) -> list[str]:
+        """The kinds of features the method learns: shared only for CLIP."""
+        return ["shared"] if self.method == "clip" else list(KINDS)
 
     @torch.no_grad()
     def get_prepared_inputs(self, mdata: MuData | None = None, modality: str = "rna", batch_size: int = 4096):
@@ -842,8 +849,7 @@ class IndiSeek(BaseModelClass):
 
     def embedding_keys(self) -> dict[str, str]:
         """The ``.obsm`` keys :meth:`write_embeddings` writes, by ``"<kind>_<modality>"`` (and ``"all"``)."""
-        kinds = ["shared"] if self.method == "clip" else list(KINDS)
-        keys = {f"{k}_{m}": embedding_key(self.method, k, m) for k in kinds for m in MODALITIES}
+        keys = {f"{k}_{m}": embedding_key(self.method, k, m) for k in self._kinds() for m in MODALITIES}
         return {**keys, "all": embedding_key(self.method)}
 
     def write_embeddings(self, mdata: MuData | None = None, batch_size: int = 4096) -> None:
