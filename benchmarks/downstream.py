@@ -44,6 +44,7 @@ from sklearn.neighbors import KNeighborsRegressor
 
 import indiseek
 from indiseek import IndiSeek, tl
+from indiseek.defaults import CITESEQ
 
 MOSAIC = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "pbmc_cite_mosaic_1600cells.h5mu"
 FIT = dict(enable_progress_bar=False)
@@ -316,7 +317,13 @@ def main() -> None:
         if task == "unpaired" and args.data != "mosaic":
             continue
         start = time.perf_counter()
-        record = {"task": task, "data": args.data, "seed": args.seed, **TASKS[task](args.data, args.seed)}
+        record = {
+            "task": task,
+            "data": args.data,
+            "seed": args.seed,
+            "batch_size": CITESEQ.batch_size,
+            **TASKS[task](args.data, args.seed),
+        }
         record |= {"seconds": round(time.perf_counter() - start, 1), "machine": platform.processor() or
                    platform.machine(), "threads": torch.get_num_threads()}  # fmt: skip
         with open(args.out, "a") as fh:

@@ -74,6 +74,7 @@ def main() -> None:
         "seed": args.seed,
         "n_cells": int(mdata.n_obs),
         "max_epochs": args.max_epochs,
+        "batch_size": batch_size,
         "club_estimator": CITESEQ.club_estimator,
         "input_dropout": CITESEQ.input_dropout,
         "chosen_lambda": chosen,
