@@ -34,6 +34,16 @@ def test_run_on_an_input_file(tmp_path, small_mdata):
     assert "X_clip_shared_protein" in md.read_h5mu(out / "result.h5mu").obsm
 
 
+def test_batch_size_reaches_training(tmp_path, small_mdata, capsys):
+    """400 cells leave 360 for training: a batch of 360 trains, one of 361 is refused by the model, naming it."""
+    path = tmp_path / "in.h5mu"
+    small_mdata.write_h5mu(path)
+    args = ["run", "--input", str(path), "--method", "clip", "--max-epochs", "1", "--label-key", "absent", "--quiet"]
+    assert main([*args, "--batch-size", "360", "--out", str(tmp_path / "fits")]) == 0
+    message = _user_error(capsys, [*args, "--batch-size", "361", "--out", str(tmp_path / "refused")])
+    assert "batch of 361" in message
+
+
 def test_run_on_unpaired_cells_with_batches(tmp_path, small_mdata):
     """RNA-only and protein-only cells, another protein modality name and batches: measured on the paired cells."""
     names = small_mdata.obs_names
@@ -113,6 +123,8 @@ BAD_ARGUMENTS = {
     "run_negative_epochs": ([*RUN, "--max-epochs", "-1"], "--max-epochs"),
     "run_zero_lr": ([*RUN, "--lr", "0"], "--lr"),
     "run_too_few_cells": ([*RUN, "--n-cells", "10"], "--n-cells"),
+    "run_batch_of_one": ([*RUN, "--batch-size", "1"], "--batch-size"),
+    "run_batch_above_cells": ([*RUN, "--batch-size", "400"], "--batch-size"),
     "run_unknown_method": ([*RUN, "--method", "nope"], "--method"),
     "simulate_no_points": ([*SIMULATE, "--n", "0"], "--n"),
     "simulate_nan_lambda": ([*SIMULATE, "--lambda", "nan"], "--lambda"),
