@@ -9,6 +9,7 @@ import pytest
 
 from indiseek import IndiSeek
 from indiseek.cli import main
+from indiseek.defaults import CITESEQ
 
 
 def test_run_trains_and_saves(tmp_path):
@@ -35,13 +36,15 @@ def test_run_on_an_input_file(tmp_path, small_mdata):
 
 
 def test_batch_size_reaches_training(tmp_path, small_mdata, capsys):
-    """400 cells leave 360 for training: a batch of 360 trains, one of 361 is refused by the model, naming it."""
+    """400 cells leave 360 for training: a batch of 360 trains and is reported, one of 361 is refused, naming it."""
     path = tmp_path / "in.h5mu"
     small_mdata.write_h5mu(path)
     args = ["run", "--input", str(path), "--method", "clip", "--max-epochs", "1", "--label-key", "absent", "--quiet"]
     assert main([*args, "--batch-size", "360", "--out", str(tmp_path / "fits")]) == 0
+    report = json.loads((tmp_path / "fits" / "report.json").read_text())
+    assert report["train"] == {"max_epochs": 1, "lr": CITESEQ.lr, "batch_size": 360, "seed": 0}
     message = _user_error(capsys, [*args, "--batch-size", "361", "--out", str(tmp_path / "refused")])
-    assert "batch of 361" in message
+    assert "--batch-size 361" in message and not (tmp_path / "refused").exists()
 
 
 def test_run_on_unpaired_cells_with_batches(tmp_path, small_mdata):

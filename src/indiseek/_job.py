@@ -115,7 +115,9 @@ def run_job(
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
     methods = [method] + ([m for m in METHODS if m != method] if compare else [])
-    report: dict = {"n_cells": int(mdata.n_obs), "lambda": lambda_, "main_method": method, "methods": {}}
+    settings = {k: v for k, v in train_kwargs.items() if k in ("max_epochs", "lr", "batch_size", "seed")}
+    report: dict = {"n_cells": int(mdata.n_obs), "lambda": lambda_, "main_method": method, "train": settings,
+                    "methods": {}}  # fmt: skip
     rna_mod, protein_mod = modalities
     paired = mdata.obs_names.isin(mdata[rna_mod].obs_names) & mdata.obs_names.isin(mdata[protein_mod].obs_names)
     measured = mdata if paired.all() else paired_mudata(mdata, rna_mod, protein_mod, paired)

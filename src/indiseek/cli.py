@@ -18,8 +18,6 @@ from indiseek.module import CLUB_ESTIMATORS, METHODS
 from indiseek.train import OPTIMIZERS
 
 SPECIFIC_METHODS = tuple(m for m in METHODS if m != "clip")
-#: Fewest cells ``indiseek run`` accepts: its training split must hold one full batch (training drops partial ones).
-MIN_CELLS = math.ceil(CITESEQ.batch_size / CITESEQ.train_size)
 #: Fewest training points per run of ``indiseek simulate``: one full batch.
 MIN_POINTS = SIMULATION.batch_size
 #: Errors the package raises for bad user input; they end the command with one line and exit status 2.
@@ -116,7 +114,6 @@ def _add_common(parser: argparse.ArgumentParser, quiet_help: str | None = None) 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="indiseek", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    cells = f" (training needs a full batch of {CITESEQ.batch_size} among the {CITESEQ.train_size:.0%} it trains on)"
 
     run = sub.add_parser("run", help="Train on a CITE-seq MuData (default: simulated data) and write the results.")
     run.add_argument(
@@ -141,9 +138,7 @@ def _parser() -> argparse.ArgumentParser:
         default=CITESEQ.batch_size,
         help="Cells per training batch (128 halves the training time, at some cost to the finer cell types).",
     )
-    run.add_argument(
-        "--n-cells", type=_int_at_least(MIN_CELLS, cells), default=5000, help="Cells to simulate when no --input."
-    )
+    run.add_argument("--n-cells", type=_int_at_least(2), default=5000, help="Cells to simulate when no --input.")
     run.add_argument("--rna-modality", default="rna")
     run.add_argument("--protein-modality", default="prot")
     run.add_argument("--batch-key", default=None, help="Column of mdata.obs with each cell's batch.")
@@ -190,7 +185,7 @@ def _parser() -> argparse.ArgumentParser:
 def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse arguments that training or the outputs would refuse later, before any work; nothing is created here."""
     if args.command == "run":
-        needed = math.ceil(args.batch_size / CITESEQ.train_size)
+        needed = _min_cells(args.batch_size)
         if args.input is None and args.n_cells < needed:
             parser.error(
                 f"argument --n-cells: {args.n_cells} cells do not fill one training batch of --batch-size "
@@ -215,15 +210,24 @@ def _check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) 
             parser.error(f"argument --figure: unsupported format {args.figure.suffix!r}; use one of {sorted(formats)}.")
 
 
-def _read_input(path: Path):
+def _min_cells(batch_size: int) -> int:
+    """Fewest cells ``indiseek run`` trains on: its training split holds one full batch (partial ones are dropped)."""
+    return math.ceil(batch_size / CITESEQ.train_size)
+
+
+def _read_input(path: Path, batch_size: int):
     import mudata as md
 
     try:
         mdata = md.read_h5mu(path)
     except OSError as err:
         raise ValueError(f"cannot read --input {path} as a MuData .h5mu file ({err}).") from err
-    if mdata.n_obs < MIN_CELLS:
-        raise ValueError(f"--input {path} has {mdata.n_obs} cells; at least {MIN_CELLS} are needed for training.")
+    needed = _min_cells(batch_size)
+    if mdata.n_obs < needed:
+        raise ValueError(
+            f"--input {path} has {mdata.n_obs} cells; at least {needed} are needed for training with --batch-size "
+            f"{batch_size}: pass a smaller --batch-size."
+        )
     return mdata
 
 
@@ -237,7 +241,7 @@ def _run(args: argparse.Namespace) -> dict:
         mdata = simulate_citeseq(n_cells=args.n_cells, seed=args.seed, progress_bar=not args.quiet)
         source = f"simulated ({args.n_cells} cells, seed {args.seed})"
     else:
-        mdata = _read_input(args.input)
+        mdata = _read_input(args.input, args.batch_size)
         source = str(args.input)
     IndiSeek.setup_mudata(
         mdata, modalities={"rna_layer": args.rna_modality, "protein_layer": args.protein_modality},
