@@ -77,6 +77,7 @@ def main() -> None:
         "batch_size": batch_size,
         "club_estimator": CITESEQ.club_estimator,
         "input_dropout": CITESEQ.input_dropout,
+        "sweep_fit": "side_by_side",  # all lambdas in one vectorised fit from one initialisation
         "chosen_lambda": chosen,
         "reason": model.lambda_choice_["reason"],
         "tradeoff": indiseek.tl.lambda_tradeoff(model.lambda_sweep_).round(4).reset_index().to_dict("list"),

@@ -101,10 +101,9 @@ def run_job(
     made on the cells with both modalities (``modalities``: the RNA and protein modalities); cells with one get
     their embeddings and NaN scores. With
     ``lambda_="auto"`` each method with a specific stage chooses its lambda without labels
-    (:meth:`~indiseek.IndiSeek.sweep_lambda`); the report gives the curve, the choice, its reason and the seconds of
-    each lambda's fit, and
-    ``figures/<method>_lambda_tradeoff.png`` draws them. ``method``, ``lambda_`` and ``out`` are checked before
-    anything is computed or written.
+    (:meth:`~indiseek.IndiSeek.sweep_lambda`); the report gives the curve, the choice and its reason (the sweep's
+    seconds are ``train_seconds["sweep"]``), and ``figures/<method>_lambda_tradeoff.png`` draws them. ``method``,
+    ``lambda_`` and ``out`` are checked before anything is computed or written.
     """
     check_choice(method, "method", METHODS)
     if lambda_ != "auto":
@@ -141,8 +140,7 @@ def run_job(
                  "epochs": model.epochs_trained}  # fmt: skip
         if model.lambda_choice_ is not None:
             curve = tl.lambda_tradeoff(model.lambda_sweep_)
-            entry["lambda_choice"] = {**model.lambda_choice_, "curve": curve.reset_index().to_dict("list"),
-                                      "seconds": model.lambda_sweep_["seconds"].round(2).tolist()}  # fmt: skip
+            entry["lambda_choice"] = {**model.lambda_choice_, "curve": curve.reset_index().to_dict("list")}
             pl.lambda_tradeoff(model, title=m, save=figures / f"{m}_lambda_tradeoff.png")
             plt.close("all")
         if m != "clip":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -14,6 +13,7 @@ from scvi.dataloaders import DataSplitter
 
 from indiseek._checks import check_real
 from indiseek._keys import MODALITIES
+from indiseek.module import LambdaStack
 from indiseek.tl import completeness, independence, select_lambda
 from indiseek.train import SpecificTrainingPlan
 
@@ -37,12 +37,6 @@ def set_lambda(module, lambda_: float) -> None:
     """Set the capture weight of both specific stages."""
     for stage in module.specific.values():
         stage.lambda_ = float(lambda_)
-
-
-def _reset(module) -> None:
-    for layer in module.specific.modules():
-        if hasattr(layer, "reset_parameters"):
-            layer.reset_parameters()
 
 
 def check_lambdas(lambdas: Sequence[float]) -> list[float]:
@@ -76,14 +70,14 @@ def sweep(
         )
     inputs = {m: model.get_prepared_inputs(model.adata, modality=m) for m in MODALITIES}  # the paired cells
     trainer_kwargs = {**trainer_kwargs, "early_stopping": False, "check_val_every_n_epoch": None}  # equal budgets
+    stack = LambdaStack(module, lambdas, seed)  # each lambda from the same fresh start (docs/method: why not warm)
+    plan = SpecificTrainingPlan(stack, n_estimator_steps=n_estimator_steps, lr=lr)
+    model.is_trained_ = False
+    model._run_stage("sweep", plan, splitter, max_epochs, accelerator, devices, trainer_kwargs)
     rows, states = [], {}
-    for lambda_ in lambdas:
-        start = time.perf_counter()
+    for index, lambda_ in enumerate(lambdas):
+        module.load_state_dict(stack.copy_state(index), strict=False)
         set_lambda(module, lambda_)
-        _reset(module)  # each lambda from a fresh start: warm-started paths were measured to go wrong (docs/method)
-        plan = SpecificTrainingPlan(module, n_estimator_steps=n_estimator_steps, lr=lr)
-        model.is_trained_ = False
-        model._run_stage("specific", plan, splitter, max_epochs, accelerator, devices, trainer_kwargs)
         module.eval()
         model._fit_embedding_scale(splitter.train_idx, batch_size)
         bad = non_finite(module.state_dict())
@@ -102,7 +96,6 @@ def sweep(
                 f"completeness_r2_joint_{m}": comp["r2_joint"],
                 f"completeness_r2_shared_{m}": comp["r2_shared"],
             }
-        row["seconds"] = time.perf_counter() - start
         rows.append(row)
         states[lambda_] = _specific_state(module)
     table = pd.DataFrame(rows).set_index("lambda").sort_index()

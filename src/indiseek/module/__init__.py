@@ -13,10 +13,12 @@ from ._specific import (
     estimator_parameters,
     specific_loss,
 )
+from ._sweep import LambdaStack, StackedStage
 
 __all__ = [
     "CLUB_ESTIMATORS",
     "IndiSeekModule",
+    "LambdaStack",
     "METHODS",
     "OBJECTIVES",
     "OracleModule",
@@ -25,6 +27,7 @@ __all__ = [
     "SharedModule",
     "SpecificModule",
     "SpecificObjective",
+    "StackedStage",
     "check_club_estimator",
     "encoder_parameters",
     "estimator_loss",

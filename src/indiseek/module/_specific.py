@@ -99,9 +99,13 @@ class SpecificModule(nn.Module):
             raise ValueError("The training inputs have zero or non-finite mean squared norm.")
         self.input_sq_norm.copy_(value)
 
+    def estimator_parameters(self) -> list[nn.Parameter]:
+        """Parameters of CLUB's estimator (Gaussian or critic), fitted by their own optimiser; none without CLUB."""
+        return list(self.estimator.parameters()) if self.estimator is not None else []
+
     def encoder_parameters(self) -> list[nn.Parameter]:
-        """Parameters trained by the method's loss: everything except the CLUB estimator's Gaussian."""
-        estimator = set(self.estimator.parameters()) if self.estimator is not None else set()
+        """Parameters trained by the method's loss: everything except CLUB's estimator."""
+        estimator = set(self.estimator_parameters())
         return [p for p in self.parameters() if p not in estimator]
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -111,7 +115,9 @@ class SpecificModule(nn.Module):
     def _pick(self, which: str, c_own: torch.Tensor, c_other: torch.Tensor) -> torch.Tensor:
         return c_own if which == "own" else c_other
 
-    def loss(self, x: torch.Tensor, c_own: torch.Tensor, c_other: torch.Tensor) -> dict[str, torch.Tensor]:
+    def loss(
+        self, x: torch.Tensor, c_own: torch.Tensor, c_other: torch.Tensor, lambda_: float | torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """The method's loss on a batch.
 
         Parameters
@@ -120,6 +126,8 @@ class SpecificModule(nn.Module):
             Inputs ``X_i``, ``(batch, n_input)``.
         c_own, c_other
             Shared features ``C_i`` and ``C_{3-i}`` of the same cells, ``(batch, n_shared)``.
+        lambda_
+            Weight of the capture term (default: the stage's ``lambda_``).
 
         Returns
         -------
@@ -137,7 +145,8 @@ class SpecificModule(nn.Module):
             capture = ((self.decoder(joint) - x) ** 2).sum(1).mean() / (2 * self.input_sq_norm)
         else:
             capture = 0.5 * clip_loss(self.joint_embedding(joint), self.input_embedding(x), self.temperature)
-        return {"loss": independence + self.lambda_ * capture, "independence": independence, "capture": capture, "z": z}
+        lambda_ = self.lambda_ if lambda_ is None else lambda_
+        return {"loss": independence + lambda_ * capture, "independence": independence, "capture": capture, "z": z}
 
     def estimator_loss(self, z: torch.Tensor, c_own: torch.Tensor, c_other: torch.Tensor) -> torch.Tensor:
         """Loss that fits CLUB's estimator (Gaussian likelihood or critic) on detached ``z``."""
@@ -179,14 +188,14 @@ def estimator_loss(stages: nn.ModuleDict, inputs: SpecificInputs, z: dict[str, t
     """Sum over modalities of the loss that fits each CLUB estimator on the detached ``Z`` (0 when none has one)."""
     total = torch.zeros((), device=next(iter(z.values())).device)
     for modality, (_, c_own, c_other) in inputs.items():
-        if stages[modality].estimator is not None:
+        if stages[modality].estimator_parameters():
             total = total + stages[modality].estimator_loss(z[modality], c_own, c_other)
     return total
 
 
 def estimator_parameters(stages: nn.ModuleDict) -> list[nn.Parameter]:
     """Parameters of the stages' CLUB estimators (fitted by their own optimiser)."""
-    return [p for stage in stages.values() if stage.estimator is not None for p in stage.estimator.parameters()]
+    return [p for stage in stages.values() for p in stage.estimator_parameters()]
 
 
 def encoder_parameters(stages: nn.ModuleDict) -> list[nn.Parameter]:

@@ -1,0 +1,159 @@
+"""The specific stages at several lambdas, trained side by side as one vectorised network."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+from scvi.module.base import LossOutput
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from ._specific import SpecificInputs, SpecificModule, estimator_loss, specific_loss
+
+_PREFIX = "stage."
+_ESTIMATOR = "stage/estimator/"  # parameter names hold "/" for "."
+
+
+class _Method(nn.Module):
+    """Calls a method of ``stage`` by name (:func:`torch.func.functional_call` calls ``forward``)."""
+
+    def __init__(self, stage: SpecificModule):
+        super().__init__()
+        self.stage = stage
+
+    def forward(self, method: str, *args):
+        return getattr(self.stage, method)(*args)
+
+
+def reset_parameters(module: nn.Module, seed: int) -> None:
+    """Draw every layer of ``module`` afresh from the generator ``seed`` sets, the global one left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for layer in module.modules():
+            if hasattr(layer, "reset_parameters"):
+                layer.reset_parameters()
+
+
+class StackedStage(nn.Module):
+    """Copies of one :class:`~indiseek.module.SpecificModule`, one per lambda, stacked along a first axis.
+
+    :meth:`loss` and :meth:`estimator_loss` run the stage's own methods on every copy at once
+    (:func:`torch.func.vmap`): each layer becomes one batched product instead of one product per lambda. The copies
+    share no parameter and their losses are summed, so each copy's gradient is its own loss's; Adam and AdamW act
+    element by element, so one optimiser over the stacked parameters steps each copy as its own optimiser would.
+
+    Parameters
+    ----------
+    stage
+        The stage to copy (its networks, objective and estimator); it is not changed.
+    lambdas
+        Capture weight of each copy.
+    seed
+        Every copy starts from the same initialisation, drawn from the generator this seed sets.
+    """
+
+    def __init__(self, stage: SpecificModule, lambdas: Sequence[float], seed: int):
+        super().__init__()
+        template = copy.deepcopy(stage)
+        reset_parameters(template, seed)
+        params, buffers = stack_module_state([_Method(copy.deepcopy(template)) for _ in lambdas])
+        self._template = [_Method(template)]  # in a list: not a submodule, its own tensors are never used
+        self.params = nn.ParameterDict({k.replace(".", "/"): nn.Parameter(v) for k, v in params.items()})
+        self.buffer_names = list(buffers)
+        for i, v in enumerate(buffers.values()):
+            self.register_buffer(f"buffer_{i}", v)
+        self.register_buffer("lambdas", torch.tensor([float(v) for v in lambdas]))
+        self.n_copies = len(lambdas)
+
+    def _state(self) -> dict[str, torch.Tensor]:
+        state = {k.replace("/", "."): v for k, v in self.params.items()}
+        return state | {k: getattr(self, f"buffer_{i}") for i, k in enumerate(self.buffer_names)}
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """Stacked parameters trained by the method's loss."""
+        return [v for k, v in self.params.items() if not k.startswith(_ESTIMATOR)]
+
+    def estimator_parameters(self) -> list[nn.Parameter]:
+        """Stacked parameters of CLUB's estimators."""
+        return [v for k, v in self.params.items() if k.startswith(_ESTIMATOR)]
+
+    def set_input_scale(self, mean_sq_norm: torch.Tensor) -> None:
+        """Store ``E|X_i|^2`` in every copy (checked as :meth:`SpecificModule.set_input_scale` checks it)."""
+        stage = self._template[0].stage
+        stage.set_input_scale(mean_sq_norm)
+        i = self.buffer_names.index(f"{_PREFIX}input_sq_norm")
+        getattr(self, f"buffer_{i}").copy_(stage.input_sq_norm.to(self.lambdas.device).expand(self.n_copies))
+
+    def loss(self, x: torch.Tensor, c_own: torch.Tensor, c_other: torch.Tensor) -> dict[str, torch.Tensor]:
+        """:meth:`SpecificModule.loss` of every copy: ``loss`` summed over copies, the terms averaged, ``z`` stacked.
+
+        ``z`` has shape ``(n_copies, batch, n_specific)``.
+        """
+
+        def one(state, lambda_):
+            return functional_call(self._template[0], state, ("loss", x, c_own, c_other, lambda_))
+
+        out = vmap(one, randomness="different")(self._state(), self.lambdas)
+        return {"loss": out["loss"].sum(), "independence": out["independence"].mean(),
+                "capture": out["capture"].mean(), "z": out["z"]}  # fmt: skip
+
+    def estimator_loss(self, z: torch.Tensor, c_own: torch.Tensor, c_other: torch.Tensor) -> torch.Tensor:
+        """Sum over copies of :meth:`SpecificModule.estimator_loss`, each on its own ``z`` (stacked as :meth:`loss`)."""
+
+        def one(state, z_copy):
+            return functional_call(self._template[0], state, ("estimator_loss", z_copy, c_own, c_other))
+
+        return vmap(one, randomness="different")(self._state(), z).sum()
+
+    def copy_state(self, index: int) -> dict[str, torch.Tensor]:
+        """State dict of copy ``index``, in :class:`SpecificModule`'s names."""
+        return {k.removeprefix(_PREFIX): v[index].detach().clone() for k, v in self._state().items()}
+
+
+class LambdaStack(nn.Module):
+    """A module's specific stages at several lambdas, trained together by :class:`~indiseek.train.SpecificTrainingPlan`.
+
+    It presents the plan with what the module does (frozen shared encoders, :meth:`specific_inputs`,
+    :meth:`specific_loss`, :meth:`estimator_loss`), with :class:`StackedStage` in place of each specific stage.
+
+    Parameters
+    ----------
+    module
+        A trained module with specific stages (:class:`~indiseek.module.IndiSeekModule`); not changed.
+    lambdas
+        The capture weights.
+    seed
+        Seed of the copies' common initialisation.
+    """
+
+    def __init__(self, module: nn.Module, lambdas: Sequence[float], seed: int):
+        super().__init__()
+        self.base = module
+        self.specific = nn.ModuleDict({m: StackedStage(s, lambdas, seed) for m, s in module.specific.items()})
+
+    @property
+    def shared(self) -> nn.Module:
+        """The module's (frozen) shared encoders."""
+        return self.base.shared
+
+    def specific_inputs(self, tensors: dict[str, torch.Tensor]) -> SpecificInputs:
+        """The module's ``(X_i, C_i, C_{3-i})`` per modality."""
+        return self.base.specific_inputs(tensors)
+
+    def specific_loss(self, inputs: SpecificInputs) -> tuple[LossOutput, dict[str, torch.Tensor]]:
+        """Loss of every copy of both stages, and their stacked ``Z`` (see :func:`~indiseek.module.specific_loss`)."""
+        return specific_loss(self.specific, inputs)
+
+    def estimator_loss(self, inputs: SpecificInputs, z: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Loss fitting every copy's CLUB estimator on its detached ``Z``."""
+        return estimator_loss(self.specific, inputs, z)
+
+    def loss(self, tensors: dict[str, torch.Tensor]) -> LossOutput:
+        """Loss of every copy on a minibatch."""
+        return self.specific_loss(self.specific_inputs(tensors))[0]
+
+    def copy_state(self, index: int) -> dict[str, torch.Tensor]:
+        """Specific stages of copy ``index`` as a state dict of the module (``specific.<modality>.<name>``)."""
+        return {f"specific.{m}.{k}": v for m, s in self.specific.items() for k, v in s.copy_state(index).items()}
