@@ -578,9 +578,10 @@ class IndiSeek(BaseModelClass):
     ) -> pd.DataFrame:
         """Fit the specific stages at each lambda on the trained shared stage and measure the trade-off without labels.
 
-        The shared stage does not depend on lambda: it is kept, and only the specific stages are fitted, for each
-        lambda from a fresh initialisation (drawn in turn from the generator ``seed`` sets), with :meth:`train`'s
-        networks and budget.
+        The shared stage does not depend on lambda: it is kept, and only the specific stages are fitted, with
+        :meth:`train`'s networks and budget. Every lambda starts from the same fresh initialisation (drawn from the
+        generator ``seed`` sets) and sees the same minibatches: the lambdas are fitted side by side as one vectorised
+        network (:class:`~indiseek.module.LambdaStack`), each exactly as it would be fitted alone.
         After each fit, on held-out cells (:func:`~indiseek.tl.independence`, :func:`~indiseek.tl.completeness`):
         the leak, R^2 of C_{3-i} predicted from Z_i, with its permutation p-value, and the completeness, R^2 of X_i
         from (Z_i, C_i) and from C_i alone. The model then uses the lambda
@@ -599,9 +600,9 @@ class IndiSeek(BaseModelClass):
         Returns
         -------
         One row per lambda (the index): ``independence_r2_<modality>``, ``independence_p_value_<modality>``,
-        ``completeness_r2_joint_<modality>``, ``completeness_r2_shared_<modality>`` and ``seconds``; also
-        ``model.lambda_sweep_``. :func:`~indiseek.tl.lambda_tradeoff` and :func:`~indiseek.pl.lambda_tradeoff`
-        summarise and draw it.
+        ``completeness_r2_joint_<modality>`` and ``completeness_r2_shared_<modality>``; also ``model.lambda_sweep_``
+        (the fit's seconds are ``model.train_times_["sweep"]``). :func:`~indiseek.tl.lambda_tradeoff` and
+        :func:`~indiseek.pl.lambda_tradeoff` summarise and draw it.
         """
         self._check_if_trained(warn=False)
         if self.module.specific is None:

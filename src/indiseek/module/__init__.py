@@ -7,6 +7,7 @@ from ._shared import SharedModule
 from ._specific import (
     CLUB_ESTIMATORS,
     SpecificModule,
+    SpecificStages,
     check_club_estimator,
     encoder_parameters,
     estimator_loss,
@@ -27,6 +28,7 @@ __all__ = [
     "SharedModule",
     "SpecificModule",
     "SpecificObjective",
+    "SpecificStages",
     "StackedStage",
     "check_club_estimator",
     "encoder_parameters",

@@ -12,12 +12,12 @@ from indiseek._keys import MODALITIES
 from ._inputs import ProteinInputs, RNAInputs
 from ._objectives import get_objective
 from ._shared import SharedModule
-from ._specific import SpecificInputs, SpecificModule, estimator_loss, specific_loss
+from ._specific import SpecificInputs, SpecificModule, SpecificStages
 
 _COUNT_KEYS = {"rna": REGISTRY_KEYS.X_KEY, "protein": REGISTRY_KEYS.PROTEIN_EXP_KEY}
 
 
-class IndiSeekModule(nn.Module):
+class IndiSeekModule(SpecificStages):
     """Input preparation, shared encoders ``f_rna``, ``f_protein`` and, unless the method is CLIP, specific stages.
 
     Works on minibatches of raw counts as scvi-tools' data loaders yield them (``tensors["X"]``: RNA,
@@ -125,14 +125,6 @@ class IndiSeekModule(nn.Module):
             c = {m: self.shared.encode(x[m], m) for m in MODALITIES}
         return {"rna": (x["rna"], c["rna"], c["protein"]), "protein": (x["protein"], c["protein"], c["rna"])}
 
-    def specific_loss(self, inputs: SpecificInputs) -> tuple[LossOutput, dict[str, torch.Tensor]]:
-        """Loss of both specific stages and their ``Z`` (see :func:`~indiseek.module.specific_loss`)."""
-        return specific_loss(self.specific, inputs)
-
-    def estimator_loss(self, inputs: SpecificInputs, z: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Loss fitting the CLUB estimators on detached ``Z``."""
-        return estimator_loss(self.specific, inputs, z)
-
     @torch.no_grad()
     def encode(
         self, counts: torch.Tensor, modality: str, batch: torch.Tensor | None = None, scaled: bool = True
@@ -196,7 +188,7 @@ class IndiSeekModule(nn.Module):
         return float(getattr(self, f"weight_{kind}_{modality}") * self.dims["shared"] / self.dims[kind]) ** 0.5
 
 
-class OracleModule(nn.Module):
+class OracleModule(SpecificStages):
     """One modality's specific stage whose shared features are given with the data (the paper's simulations).
 
     Minibatches hold ``tensors["X"]`` (inputs), ``tensors["shared"]`` (``C_i``) and ``tensors["shared_other"]``
@@ -215,15 +207,3 @@ class OracleModule(nn.Module):
     def specific_inputs(self, tensors: dict[str, torch.Tensor]) -> SpecificInputs:
         """``(X, C_i, C_{3-i})`` of the minibatch."""
         return {"x": (tensors[REGISTRY_KEYS.X_KEY], tensors["shared"], tensors["shared_other"])}
-
-    def specific_loss(self, inputs: SpecificInputs) -> tuple[LossOutput, dict[str, torch.Tensor]]:
-        """The stage's loss and ``Z``."""
-        return specific_loss(self.specific, inputs)
-
-    def estimator_loss(self, inputs: SpecificInputs, z: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Loss fitting the CLUB estimator on detached ``Z``."""
-        return estimator_loss(self.specific, inputs, z)
-
-    def loss(self, tensors: dict[str, torch.Tensor]) -> LossOutput:
-        """The stage's loss on a minibatch."""
-        return self.specific_loss(self.specific_inputs(tensors))[0]

@@ -201,3 +201,27 @@ def estimator_parameters(stages: nn.ModuleDict) -> list[nn.Parameter]:
 def encoder_parameters(stages: nn.ModuleDict) -> list[nn.Parameter]:
     """Parameters the stages' method loss trains: everything but the CLUB estimators."""
     return [p for stage in stages.values() for p in stage.encoder_parameters()]
+
+
+class SpecificStages(nn.Module):
+    """A module whose ``specific`` :class:`~torch.nn.ModuleDict` holds the specific stages that
+    :class:`~indiseek.train.SpecificTrainingPlan` trains; subclasses say how a minibatch becomes their inputs.
+    """
+
+    specific: nn.ModuleDict
+
+    def specific_inputs(self, tensors: dict[str, torch.Tensor]) -> SpecificInputs:
+        """``(X_i, C_i, C_{3-i})`` per stage from a minibatch."""
+        raise NotImplementedError(f"{type(self).__name__} does not say how a minibatch becomes its stages' inputs.")
+
+    def specific_loss(self, inputs: SpecificInputs) -> tuple[LossOutput, dict[str, torch.Tensor]]:
+        """Loss of the specific stages and their ``Z`` (see :func:`~indiseek.module.specific_loss`)."""
+        return specific_loss(self.specific, inputs)
+
+    def estimator_loss(self, inputs: SpecificInputs, z: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Loss fitting the CLUB estimators on detached ``Z``."""
+        return estimator_loss(self.specific, inputs, z)
+
+    def loss(self, tensors: dict[str, torch.Tensor]) -> LossOutput:
+        """The specific stages' loss on a minibatch."""
+        return self.specific_loss(self.specific_inputs(tensors))[0]

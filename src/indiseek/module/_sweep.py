@@ -6,11 +6,10 @@ import copy
 from collections.abc import Sequence
 
 import torch
-from scvi.module.base import LossOutput
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from ._specific import SpecificInputs, SpecificModule, estimator_loss, specific_loss
+from ._specific import SpecificInputs, SpecificModule, SpecificStages
 
 _PREFIX = "stage."
 _ESTIMATOR = "stage/estimator/"  # parameter names hold "/" for "."
@@ -112,7 +111,7 @@ class StackedStage(nn.Module):
         return {k.removeprefix(_PREFIX): v[index].detach().clone() for k, v in self._state().items()}
 
 
-class LambdaStack(nn.Module):
+class LambdaStack(SpecificStages):
     """A module's specific stages at several lambdas, trained together by :class:`~indiseek.train.SpecificTrainingPlan`.
 
     It presents the plan with what the module does (frozen shared encoders, :meth:`specific_inputs`,
@@ -141,18 +140,6 @@ class LambdaStack(nn.Module):
     def specific_inputs(self, tensors: dict[str, torch.Tensor]) -> SpecificInputs:
         """The module's ``(X_i, C_i, C_{3-i})`` per modality."""
         return self.base.specific_inputs(tensors)
-
-    def specific_loss(self, inputs: SpecificInputs) -> tuple[LossOutput, dict[str, torch.Tensor]]:
-        """Loss of every copy of both stages, and their stacked ``Z`` (see :func:`~indiseek.module.specific_loss`)."""
-        return specific_loss(self.specific, inputs)
-
-    def estimator_loss(self, inputs: SpecificInputs, z: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Loss fitting every copy's CLUB estimator on its detached ``Z``."""
-        return estimator_loss(self.specific, inputs, z)
-
-    def loss(self, tensors: dict[str, torch.Tensor]) -> LossOutput:
-        """Loss of every copy on a minibatch."""
-        return self.specific_loss(self.specific_inputs(tensors))[0]
 
     def copy_state(self, index: int) -> dict[str, torch.Tensor]:
         """Specific stages of copy ``index`` as a state dict of the module (``specific.<modality>.<name>``)."""
