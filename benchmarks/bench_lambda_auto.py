@@ -3,10 +3,10 @@
 Runs both commands on the default data (5,000 simulated cells, seed 0) as separate processes, one core and one torch
 thread each on a 2-core machine: the automatic run on one core and, on the other, single runs back to back for as
 long as the automatic run lasts (at least one). Both cores stay busy throughout, so both kinds of run meet the same
-machine, whose speed drifts by tens of percent over the automatic run's twenty minutes on a shared host. Records the
-wall and CPU time and peak resident memory of every run, the ratio of the automatic run to the mean single run, the
-machine's description, and where each run's time went (training, diagnostics, the method's total and each lambda's
-fit, from its ``report.json``).
+machine, whose speed drifts by tens of percent within twenty minutes on a shared host. Records the wall and CPU time
+and peak resident memory of every run, the ratio of the automatic run to the mean single run, the machine's
+description, and where each run's time went (each training stage or the sweep, diagnostics and the method's total,
+from its ``report.json``).
 
 Usage: ``python benchmarks/bench_lambda_auto.py [--out benchmarks/results/bench_lambda_auto.json]``
 """
@@ -59,7 +59,6 @@ def _finish(proc: subprocess.Popen, out_dir: Path) -> dict:
     }
     if "lambda_choice" in entry:
         result["chosen_lambda"] = entry["lambda_choice"]["lambda"]
-        result["seconds"]["sweep_per_lambda"] = entry["lambda_choice"]["seconds"]
     return result
 
 
