@@ -57,8 +57,8 @@ class StackedStage(nn.Module):
         super().__init__()
         template = copy.deepcopy(stage)
         reset_parameters(template, seed)
-        params, buffers = stack_module_state([_Method(copy.deepcopy(template)) for _ in lambdas])
         self._template = [_Method(template)]  # in a list: not a submodule, its own tensors are never used
+        params, buffers = stack_module_state(self._template * len(lambdas))
         self.params = nn.ParameterDict({k.replace(".", "/"): nn.Parameter(v) for k, v in params.items()})
         self.buffer_names = list(buffers)
         for i, v in enumerate(buffers.values()):
