@@ -64,7 +64,6 @@ class StackedStage(nn.Module):
         for i, v in enumerate(buffers.values()):
             self.register_buffer(f"buffer_{i}", v)
         self.register_buffer("lambdas", torch.tensor([float(v) for v in lambdas]))
-        self.n_copies = len(lambdas)
 
     def _state(self) -> dict[str, torch.Tensor]:
         state = {k.replace("/", "."): v for k, v in self.params.items()}
@@ -83,12 +82,12 @@ class StackedStage(nn.Module):
         stage = self._template[0].stage
         stage.set_input_scale(mean_sq_norm)
         i = self.buffer_names.index(f"{_PREFIX}input_sq_norm")
-        getattr(self, f"buffer_{i}").copy_(stage.input_sq_norm.to(self.lambdas.device).expand(self.n_copies))
+        getattr(self, f"buffer_{i}").copy_(stage.input_sq_norm.to(self.lambdas.device).expand(len(self.lambdas)))
 
     def loss(self, x: torch.Tensor, c_own: torch.Tensor, c_other: torch.Tensor) -> dict[str, torch.Tensor]:
         """:meth:`SpecificModule.loss` of every copy: ``loss`` summed over copies, the terms averaged, ``z`` stacked.
 
-        ``z`` has shape ``(n_copies, batch, n_specific)``.
+        ``z`` has shape ``(n_lambdas, batch, n_specific)``.
         """
 
         def one(state, lambda_):
