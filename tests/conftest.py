@@ -1,7 +1,13 @@
+import os
 from pathlib import Path
 
-import pytest
-import torch
+# One process per core (pytest-xdist): every numerical library single-threaded, here and in the notebooks' kernels,
+# which inherit the environment. Set before torch and numpy load their thread pools.
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -22,6 +23,8 @@ mdata.obsm["X_indiseek"] = rng.normal(size=(mdata.n_obs, 16))
 indiseek.pl.embeddings(mdata, color="wnn_rna_weight", rows=("rna",))
 print(after_wnn, torch.get_num_threads())
 """
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    # Without the single-thread settings of the test run (conftest.py), so that numba would use every core.
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-2:] == ["1", "1"]
