@@ -4,6 +4,7 @@ inputs, and totalVI's latent space."""
 from __future__ import annotations
 
 import time
+from importlib.metadata import version
 
 import numpy as np
 from sklearn.cluster import KMeans
@@ -12,6 +13,15 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
 import indiseek
+
+#: The libraries whose versions move the figures: a fresh install can resolve newer ones, and with them the random
+#: streams and numerics of training and of the measures.
+LIBRARIES = ("indiseek", "torch", "scvi-tools", "lightning", "numpy", "scipy", "scikit-learn", "scanpy", "muon")
+
+
+def versions() -> dict[str, str]:
+    """The versions of :data:`LIBRARIES` in this environment, for a record."""
+    return {name: version(name) for name in LIBRARIES}
 
 
 def knn_accuracy(x: np.ndarray, labels: np.ndarray) -> float:

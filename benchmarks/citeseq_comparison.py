@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 import torch
-from _biology import equal_blocks, kmeans_ari, knn_accuracy, knn_fields, reference_inputs, totalvi_latent
+from _biology import equal_blocks, kmeans_ari, knn_accuracy, knn_fields, reference_inputs, totalvi_latent, versions
 
 import indiseek
 from indiseek import IndiSeek
@@ -162,7 +162,7 @@ def measure(model, mdata, m: str, labels, truth, knn_ref, seed: int) -> dict:
 def finish(record: dict, train_s: float, args: argparse.Namespace) -> None:
     """Add timing and machine details, append the record to ``args.out`` and print it."""
     device = torch.cuda.get_device_name() if args.accelerator != "cpu" and torch.cuda.is_available() else "cpu"
-    record |= {"train_seconds": round(train_s, 1), "threads": args.threads, "device": device}
+    record |= {"train_seconds": round(train_s, 1), "threads": args.threads, "device": device, "versions": versions()}
     with open(args.out, "a") as fh:
         fh.write(json.dumps(record) + "\n")
     print(json.dumps(record))  # noqa: T201

@@ -26,7 +26,7 @@ import anndata as ad
 import mudata as md
 import numpy as np
 import torch
-from _biology import equal_blocks, kmeans_ari, knn_accuracy, knn_fields, reference_inputs, totalvi_latent
+from _biology import equal_blocks, kmeans_ari, knn_accuracy, knn_fields, reference_inputs, totalvi_latent, versions
 
 import indiseek
 from indiseek import IndiSeek
@@ -54,7 +54,7 @@ def run(
     ref = reference_inputs(mdata["rna"], mdata[protein].X, n_top_genes=min(2000, mdata["rna"].n_vars - 1))
     refs = {"all": np.hstack([ref["rna"], ref["protein"]]), **ref}
     knn_ref = {k: knn_accuracy(v, labels) for k, v in refs.items()}
-    record = {"data": name, "n_cells": int(mdata.n_obs), "seed": seed, "method": method}
+    record = {"data": name, "n_cells": int(mdata.n_obs), "seed": seed, "method": method, "versions": versions()}
     ari_ref = round(kmeans_ari(refs["all"], labels), 3)
     if method == "totalvi":
         latent, train_s, epochs = totalvi_latent(mdata, seed, protein=protein)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _biology import knn_accuracy
+from _biology import knn_accuracy, versions
 from citeseq_real import load
 
 import indiseek
@@ -78,6 +78,7 @@ def main() -> None:
         "club_estimator": CITESEQ.club_estimator,
         "input_dropout": CITESEQ.input_dropout,
         "sweep_fit": "side_by_side",  # all lambdas in one vectorised fit from one initialisation
+        "versions": versions(),
         "chosen_lambda": chosen,
         "reason": model.lambda_choice_["reason"],
         "tradeoff": indiseek.tl.lambda_tradeoff(model.lambda_sweep_).round(4).reset_index().to_dict("list"),
