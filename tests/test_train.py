@@ -123,6 +123,30 @@ def test_ddp_on_two_cpu_processes_trains_and_embeds(tmp_path):
     assert z.shape == (400, 28) and np.isfinite(z).all()
 
 
+def test_training_prints_lightnings_messages_but_not_its_tips(tmp_path):
+    # A fresh interpreter, as a user's script: Lightning prints its rank-zero messages to stderr there.
+    script = tmp_path / "train.py"
+    script.write_text(
+        textwrap.dedent("""
+        import indiseek
+        from indiseek import IndiSeek
+
+        mdata = indiseek.datasets.simulate_citeseq(n_cells=200, n_genes=100, n_proteins=8, n_types=4,
+                                                   n_lineages=2, seed=0, progress_bar=False)
+        IndiSeek.setup_mudata(mdata)
+        IndiSeek(mdata, n_shared=4, n_specific=4, n_hidden=8, n_layers=2, n_pcs=10).train(
+            max_epochs=1, enable_progress_bar=False, seed=0)
+        X, C = indiseek.sim.simulate_setting(1, n=200, seed=0)
+        indiseek.fit_specific(X, C, max_epochs=1, progress_bar=False)
+    """)
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.count("GPU available") == 3  # one per trainer: two stages, then fit_specific
+    assert "Tip:" not in done.stderr and "Tip:" not in done.stdout
+    assert "Generating sequential column names" not in done.stderr + done.stdout
+
+
 def test_shared_stage_keeps_its_best_validation_weights(small_mdata):
     model = _fresh(small_mdata, input_dropout=0.0)  # without augmentation CLIP over-fits these few cells
     model.train(max_epochs=40, batch_size=64, seed=0, enable_progress_bar=False, early_stopping=False,

@@ -37,7 +37,7 @@ from ._data import batch_codes, check_batches, check_cells, check_mudata, is_ali
 from ._query import extend_batches
 from ._save import load_model, save_model
 from ._sweep import LAMBDA_GRID, check_lambdas, sweep, use
-from ._utils import non_finite
+from ._utils import non_finite, quiet_library_notes
 
 logger = logging.getLogger(__name__)
 
@@ -462,11 +462,12 @@ class IndiSeek(BaseModelClass):
         start = time.perf_counter()
         self.module.train()
         callbacks = list(trainer_kwargs.get("callbacks") or [])  # scvi-tools' Trainer appends to the list
-        runner = TrainRunner(
-            self, training_plan=plan, data_splitter=splitter, max_epochs=max_epochs, accelerator=accelerator,
-            devices=devices, ckpt_path=ckpt_path, **{**trainer_kwargs, "callbacks": callbacks},
-        )  # fmt: skip
-        runner()
+        with quiet_library_notes():
+            runner = TrainRunner(
+                self, training_plan=plan, data_splitter=splitter, max_epochs=max_epochs, accelerator=accelerator,
+                devices=devices, ckpt_path=ckpt_path, **{**trainer_kwargs, "callbacks": callbacks},
+            )  # fmt: skip
+            runner()
         self.train_times_[stage] = time.perf_counter() - start
         history = {f"{stage}_{k}": v.astype(float).add_prefix(f"{stage}_") for k, v in (self.history_ or {}).items()}
         self.is_trained_, self.history_ = False, None

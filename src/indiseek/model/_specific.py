@@ -18,6 +18,8 @@ from indiseek.defaults import SIMULATION as S
 from indiseek.module import OracleModule, SpecificModule, get_objective
 from indiseek.train import SpecificTrainingPlan
 
+from ._utils import quiet_library_notes
+
 _MODALITY = "x"  # OracleModule's name of its one stage, stripped from the history's columns
 
 
@@ -155,19 +157,20 @@ def fit_specific(
             fields.ObsmField("shared_other", "shared_other"),
         ]
     )
-    manager.register_fields(ad.AnnData(X, obsm={"shared": shared, "shared_other": shared_other}))
-    splitter = DataSplitter(manager, train_size=train_size, batch_size=batch_size, drop_last=True)
-    plan = SpecificTrainingPlan(
-        module, lr=lr, weight_decay=weight_decay, optimizer=optimizer, estimator_lr=estimator_lr,
-        n_estimator_steps=n_estimator_steps,
-    )  # fmt: skip
-    validate = splitter.n_val > 0
-    trainer = Trainer(
-        max_epochs=max_epochs, accelerator=accelerator, devices=devices, enable_progress_bar=progress_bar,
-        early_stopping=early_stopping and validate, early_stopping_monitor="validation_loss",
-        check_val_every_n_epoch=1 if validate else None,
-    )  # fmt: skip
-    trainer.fit(plan, splitter)
+    with quiet_library_notes():
+        manager.register_fields(ad.AnnData(X, obsm={"shared": shared, "shared_other": shared_other}))
+        splitter = DataSplitter(manager, train_size=train_size, batch_size=batch_size, drop_last=True)
+        plan = SpecificTrainingPlan(
+            module, lr=lr, weight_decay=weight_decay, optimizer=optimizer, estimator_lr=estimator_lr,
+            n_estimator_steps=n_estimator_steps,
+        )  # fmt: skip
+        validate = splitter.n_val > 0
+        trainer = Trainer(
+            max_epochs=max_epochs, accelerator=accelerator, devices=devices, enable_progress_bar=progress_bar,
+            early_stopping=early_stopping and validate, early_stopping_monitor="validation_loss",
+            check_val_every_n_epoch=1 if validate else None,
+        )  # fmt: skip
+        trainer.fit(plan, splitter)
     history = pd.concat(list(trainer.logger.history.values()), axis=1).astype(float)
     history.columns = [c.replace(f"_{_MODALITY}_", "_") for c in history.columns]
     stage = module.specific[_MODALITY].to(torch_device).eval()

@@ -1,8 +1,42 @@
-"""Checks shared by the user-facing classes."""
+"""Checks and logging shared by the user-facing classes."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
+
 import torch
+
+#: Lightning's loggers of rank-zero messages, which carry its advertising tips ("💡 Tip: ... try installing ...").
+_LIGHTNING_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+#: scvi-tools' logger of notes on the fields it registers ("Generating sequential column names").
+_SCVI_FIELDS_LOGGER = "scvi.data.fields._arraylike_field"
+
+
+def _not_a_tip(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("💡 Tip")
+
+
+@contextlib.contextmanager
+def quiet_library_notes() -> Iterator[None]:
+    """Hide, while training, Lightning's tips to install other packages and scvi-tools' notes on internal fields.
+
+    Both are printed at every training and say nothing about the data or the fit; Lightning's other messages (the
+    accelerator, why a stage stopped) and every warning still show.
+    """
+    loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
+    fields = logging.getLogger(_SCVI_FIELDS_LOGGER)
+    level = fields.level
+    for log in loggers:
+        log.addFilter(_not_a_tip)
+    fields.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for log in loggers:
+            log.removeFilter(_not_a_tip)
+        fields.setLevel(level)
 
 
 def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
