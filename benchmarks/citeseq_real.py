@@ -2,14 +2,15 @@
 
 For each labelled file (the 197 labelled cells of PBMC 5k; the 800 paired cells of the PBMC mosaic, batches ``p3_0`` and
 ``p4_0``): kNN accuracy (k = 15, 5-fold stratified) of the labels from the concatenated features, (Z_rna, C_rna) and
-(Z_protein, C_protein), against the no-learning reference (principal components of scaled highly variable genes; protein
-CLR); Spearman's rho of per-type mean theta against the mean WNN RNA weight (muon's formulas), for the features and for
-theta on the reference inputs, with each modality's gain over chance in theta's same-label neighbour fractions; held-out
-R^2 of C_{3-i} from Z_i; k-means ARI (k = number of labels) of the concatenated features, of their four blocks equally
-weighted, of the shared features (C_rna, C_protein) alone and of the reference; the blocks' weights; kNN accuracy of the
-shared and of the specific features alone, and of always guessing the most frequent label. ``--method totalvi`` trains
-scvi-tools' TOTALVI with its defaults on the same cells and measures its latent space the same way. Appends one JSON
-line per file and seed to ``--out``.
+(Z_protein, C_protein) (the two blocks equally weighted, and as the model returns them for one modality, each block
+weighted by what it explains: ``rna_weighted``, ``protein_weighted``), against the no-learning reference (principal
+components of scaled highly variable genes; protein CLR); Spearman's rho of per-type mean theta against the mean WNN RNA
+weight (muon's formulas), for the features and for theta on the reference inputs, with each modality's gain over chance
+in theta's same-label neighbour fractions; held-out R^2 of C_{3-i} from Z_i; k-means ARI (k = number of labels) of the
+concatenated features, of their four blocks equally weighted, of the shared features (C_rna, C_protein) alone and of the
+reference; the blocks' weights; kNN accuracy of the shared and of the specific features alone, and of always guessing
+the most frequent label. ``--method totalvi`` trains scvi-tools' TOTALVI with its defaults on the same cells and
+measures its latent space the same way. Appends one JSON line per file and seed to ``--out``.
 
 Usage: ``python benchmarks/citeseq_real.py [--method indiseek|totalvi] [--input-dropout 0.3] [--seeds 0 1 2]
 [--data ../shared/data/real] [--out benchmarks/results/citeseq_real.jsonl]``
@@ -79,6 +80,7 @@ def run(
         "shared": np.hstack([o["X_indiseek_shared_rna"], o["X_indiseek_shared_protein"]]),
         "specific": np.hstack([o["X_indiseek_specific_rna"], o["X_indiseek_specific_protein"]]),
         "all_equal_blocks": equal_blocks(o),
+        **{f"{m}_weighted": model.get_latent_representation(modality=m) for m in ("rna", "protein")},
     }
     o["X_reference_rna"], o["X_reference_protein"] = ref["rna"], ref["protein"]
     indiseek.tl.wnn_weights(mdata, protein_mod=protein, backend="exact")
@@ -99,7 +101,7 @@ def run(
         "rho_theta_vs_wnn": round(rho, 3),
         "theta_separation": {k: round(v, 3) for k, v in separation.items()},
         "rho_reference_inputs_vs_wnn": round(rho_ref, 3),
-        **knn_fields(knn, knn_ref),
+        **knn_fields(knn, knn_ref | {f"{m}_weighted": knn_ref[m] for m in ("rna", "protein")}),
         "independence_r2": {k: round(v, 3) for k, v in leak.items()},
         "ari": round(kmeans_ari(feats["all"], labels), 3),
         "ari_shared": round(kmeans_ari(feats["shared"], labels), 3),
