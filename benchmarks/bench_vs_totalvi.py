@@ -31,6 +31,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from _biology import versions
+
+from indiseek.defaults import CITESEQ
+
 _INDISEEK = """
 import json, resource, sys, time, torch
 torch.set_num_threads({threads})
@@ -104,6 +108,8 @@ def main() -> None:
         "command": "python benchmarks/bench_vs_totalvi.py " + " ".join(sys.argv[1:]),
         "n_cells": args.n_cells,
         "data": "indiseek.datasets.simulate_citeseq(n_cells, seed=0): 2,000 genes, 25 proteins, written to .h5mu",
+        "indiseek_defaults": {"batch_size": CITESEQ.batch_size, "max_epochs": CITESEQ.max_epochs},
+        "versions": versions(),
         "machine": machine(args.threads, "cpu"),
         "environment": {k: v for k, v in env.items() if k.startswith(("OMP_", "MKL_", "OPENBLAS_", "NUMBA_"))},
     }
