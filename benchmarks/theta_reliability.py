@@ -1,0 +1,133 @@
+"""How reproducible is the ranking of cell types by WNN RNA weight, and by theta, on the real CITE-seq files?
+
+The real files judge theta by Spearman's rho of the types' mean theta against their mean WNN RNA weight. A ranking
+that does not reproduce on other cells of the same file cannot judge another one. For each labelled file of
+``citeseq_real.py`` this script splits the cells ``--splits`` times into two halves at random (half of every type in
+each) and recomputes, on each half alone, the WNN weights (:func:`indiseek.tl.wnn_weights`) and theta on the
+no-learning inputs (the reference of ``citeseq_real.py``: RNA principal components and protein CLR). It records the
+rank correlation of the types between the two halves (the ranking's split-half reliability), between a half's ranking
+and the whole file's, and between theta on the inputs and WNN within a half and across halves (theta of one half
+against WNN of the other: agreement that does not come from sharing the same cells). It then trains IndiSeek with
+its defaults once per seed in ``--seeds`` on the whole file and records each fit's per-type mean theta, its rho
+against WNN, the rank correlation between the fits (how reproducible IndiSeek's ranking is) and the rho of theta
+averaged over the fits. Appends one JSON line per file to ``--out``.
+
+Usage: ``python benchmarks/theta_reliability.py [--files pbmc5k mosaic] [--splits 20] [--seeds 0 1 2 3 4]
+[--data ../shared/data/real] [--out benchmarks/results/theta_reliability.jsonl]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+from pathlib import Path
+
+import mudata as md
+import numpy as np
+import pandas as pd
+import torch
+from _biology import reference_inputs, versions
+from citeseq_real import load
+from scipy.stats import spearmanr
+
+import indiseek
+from indiseek import IndiSeek
+
+
+def rho(a: pd.Series, b: pd.Series) -> float:
+    """Spearman's rho of two per-type series over the types they share."""
+    common = a.index.intersection(b.index)
+    return float(spearmanr(a.loc[common], b.loc[common])[0])
+
+
+def reference_rankings(mdata: md.MuData, protein: str, label_key: str) -> pd.DataFrame:
+    """Per-type mean WNN RNA weight (``wnn``) and mean theta on the no-learning inputs (``theta``)."""
+    ref = reference_inputs(mdata["rna"], mdata[protein].X, n_top_genes=min(2000, mdata["rna"].n_vars - 1))
+    mdata.obsm["X_reference_rna"], mdata.obsm["X_reference_protein"] = ref["rna"], ref["protein"]
+    indiseek.tl.wnn_weights(mdata, protein_mod=protein, backend="exact")
+    indiseek.tl.theta_scores(mdata, label_key=label_key, rna_key="X_reference_rna",
+                             protein_key="X_reference_protein", key_added="theta_inputs")  # fmt: skip
+    obs = mdata.obs
+    frame = pd.DataFrame({"wnn": obs["wnn_rna_weight"], "theta": obs["theta_inputs"], "label": obs[label_key]})
+    return frame.groupby("label", observed=True).mean()
+
+
+def split_halves(mdata: md.MuData, protein: str, label_key: str, n_splits: int) -> dict:
+    """Rank correlations over ``n_splits`` random halves, stratified by label."""
+    labels = mdata.obs[label_key].to_numpy()
+    whole = reference_rankings(mdata.copy(), protein, label_key)
+    rng = np.random.default_rng(0)
+    keys = ("wnn_halves", "wnn_half_whole", "theta_inputs_halves", "theta_inputs_vs_wnn_same_half")
+    out: dict[str, list[float]] = {k: [] for k in (*keys, "theta_inputs_vs_wnn_across")}
+    for _ in range(n_splits):
+        first = np.zeros(len(labels), dtype=bool)
+        for label in np.unique(labels):
+            idx = rng.permutation(np.flatnonzero(labels == label))
+            first[idx[: len(idx) // 2]] = True
+        a, b = (reference_rankings(mdata[mask].copy(), protein, label_key) for mask in (first, ~first))
+        out["wnn_halves"].append(rho(a.wnn, b.wnn))
+        out["wnn_half_whole"].append((rho(a.wnn, whole.wnn) + rho(b.wnn, whole.wnn)) / 2)
+        out["theta_inputs_halves"].append(rho(a.theta, b.theta))
+        out["theta_inputs_vs_wnn_same_half"].append((rho(a.theta, a.wnn) + rho(b.theta, b.wnn)) / 2)
+        out["theta_inputs_vs_wnn_across"].append((rho(a.theta, b.wnn) + rho(b.theta, a.wnn)) / 2)
+    return {"whole_file": {"theta_inputs_vs_wnn": round(rho(whole.theta, whole.wnn), 3)}} | {
+        k: {"mean": round(float(np.mean(v)), 3), "sd": round(float(np.std(v)), 3)} for k, v in out.items()
+    }
+
+
+def indiseek_rankings(name: str, data: Path, seeds: list[int]) -> dict:
+    """IndiSeek with its defaults, once per seed: per-type mean theta, rho against WNN and between the fits."""
+    thetas = {}
+    for seed in seeds:
+        mdata, protein, label_key = load(name, data)
+        IndiSeek.setup_mudata(mdata, modalities={"rna_layer": "rna", "protein_layer": protein})
+        model = IndiSeek(mdata)
+        model.train(batch_size=64, seed=seed, enable_progress_bar=False)
+        model.write_embeddings()
+        indiseek.tl.theta_scores(mdata, label_key=label_key)
+        thetas[seed] = mdata.obs.groupby(label_key, observed=True)["theta"].mean()
+    wnn = reference_rankings(mdata, protein, label_key).wnn
+    between = [rho(thetas[s], thetas[t]) for s, t in itertools.combinations(seeds, 2)]
+    mean_theta = pd.concat(thetas.values(), axis=1).mean(axis=1)
+    return {
+        "seeds": seeds,
+        "rho_vs_wnn": [round(rho(thetas[s], wnn), 3) for s in seeds],
+        "between_fits": {k: round(float(f(between)), 3) for k, f in (("mean", np.mean), ("min", min), ("max", max))},
+        "mean_theta_over_fits_vs_wnn": round(rho(mean_theta, wnn), 3),
+        "type_mean_theta": {str(s): {k: round(float(v), 3) for k, v in thetas[s].items()} for s in seeds},
+        "type_mean_wnn_rna_weight": {k: round(float(v), 3) for k, v in wnn.items()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", nargs="+", default=["pbmc5k", "mosaic"])
+    parser.add_argument("--splits", type=int, default=20)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/real"))
+    parser.add_argument("--out", default="benchmarks/results/theta_reliability.jsonl")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    for name in args.files:
+        start = time.perf_counter()
+        mdata, protein, label_key = load(name, args.data)
+        n_types = int(mdata.obs[label_key].nunique())
+        record = {
+            "data": name,
+            "n_cells": mdata.n_obs,
+            "n_types": n_types,
+            "splits": args.splits,
+            "versions": versions(),
+        }
+        record["split_halves"] = split_halves(mdata, protein, label_key, args.splits)
+        record["indiseek"] = indiseek_rankings(name, args.data, args.seeds)
+        record["seconds"] = round(time.perf_counter() - start, 1)
+        with open(args.out, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        print(json.dumps(record))  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()
