@@ -6,7 +6,8 @@ with its four blocks equally weighted, as before the weights), of (Z_rna, C_rna)
 for the no-learning reference (50 RNA principal components of scaled highly variable genes, protein CLR); Spearman's rho
 of per-type mean theta against the true RNA specificity, for the method and for theta computed on the reference inputs;
 and the held-out R^2 of C_{3-i} predicted from Z_i (:func:`indiseek.tl.independence`), and of the true shared programs
-predicted from Z_i (the leak ``citeseq_oracle.py`` measures for the ideal features). ``--method totalvi`` trains
+predicted from Z_i (the leak ``citeseq_oracle.py`` measures for the ideal features); the other way round, Z_i and the
+true specific programs predicted from C_{3-i}. ``--method totalvi`` trains
 scvi-tools' TOTALVI with its defaults on the same cells and measures its latent space the same way (it has no Z or C,
 hence no theta). ``--refits N`` then fits the specific stages N more times on the same shared stage, each from another
 initialisation (:meth:`~indiseek.IndiSeek.sweep_lambda` at the one lambda, seeds 1000, 1001, ...; same epochs, no early
@@ -151,6 +152,20 @@ def measure(model, mdata, m: str, labels, truth, knn_ref, seed: int) -> dict:
         "embedding_weights": {k: round(v, 3) for k, v in model.embedding_weights.items()},
         "independence_r2": {k: round(v["r2"], 3) for k, v in leak.items()},
         "independence_p": {k: round(v["p_value"], 3) for k, v in leak.items()},
+        # the other direction, Z_i predicted from C_{3-i} (CLUB's q(z | c) models this one), for Z_i and for the
+        # true programs in its place: how much of the ideal specific features the learned shared features predict
+        "independence_r2_reverse": {
+            mod: round(
+                indiseek.tl.independence(mdata, f"X_{m}_shared_{other}", f"X_{m}_specific_{mod}", seed=seed)["r2"], 3
+            )
+            for mod, other in (("rna", "protein"), ("protein", "rna"))
+        },
+        "true_programs_from_shared": {
+            mod: round(
+                indiseek.tl.independence(mdata, f"X_{m}_shared_{other}", f"sim_{mod}_specific", seed=seed)["r2"], 3
+            )
+            for mod, other in (("rna", "protein"), ("protein", "rna"))
+        },
         # the same leak against the true shared programs, comparable with citeseq_oracle.py's ideal features
         "independence_r2_true_shared": {
             mod: round(indiseek.tl.independence(mdata, f"X_{m}_specific_{mod}", "sim_shared", seed=seed)["r2"], 3)

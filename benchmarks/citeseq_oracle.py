@@ -6,7 +6,8 @@ minus their mean given the shared programs (5-fold kNN regression, k = 50), the 
 representation of them can get by removing the mean. For each: Spearman's rho of per-type mean theta against the
 true RNA specificity, kNN accuracy (k = 15, 5-fold) of the level-2 types from (Z_i, true shared programs) as a ratio
 to the no-learning reference, and the held-out R^2 of the shared programs predicted from Z_i
-(:func:`indiseek.tl.independence`, the benchmark's leak). Appends one JSON line per seed to ``--out``.
+(:func:`indiseek.tl.independence`, the benchmark's leak), and the other way round, Z_i predicted from the shared
+programs. Appends one JSON line per seed to ``--out``.
 
 Usage: ``python benchmarks/citeseq_oracle.py [--seeds 0 1 2] [--out benchmarks/results/citeseq_oracle.jsonl]``
 """
@@ -38,6 +39,10 @@ def measure(mdata, keys: dict[str, str], labels: np.ndarray, truth: dict, refs: 
         },
         "independence_r2": {
             m: round(indiseek.tl.independence(mdata, keys[m], "sim_shared", seed=seed)["r2"], 3) for m in MODS
+        },
+        # the other direction: the features predicted from the shared programs
+        "independence_r2_reverse": {
+            m: round(indiseek.tl.independence(mdata, "sim_shared", keys[m], seed=seed)["r2"], 3) for m in MODS
         },
     }
 
