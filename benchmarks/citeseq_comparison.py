@@ -139,10 +139,13 @@ def measure(model, mdata, m: str, labels, truth, knn_ref, seed: int) -> dict:
     }
     indiseek.tl.theta_scores(mdata, method=m)
     rho, _ = indiseek.tl.rank_correlation(mdata, reference=truth)
-    leak = {
-        mod: indiseek.tl.independence(mdata, f"X_{m}_specific_{mod}", f"X_{m}_shared_{other}", seed=seed)
-        for mod, other in (("rna", "protein"), ("protein", "rna"))
-    }
+    pairs = (("rna", "protein"), ("protein", "rna"))  # (modality i, the other one)
+
+    def r2(features: str, target: str) -> float:
+        """Held-out R^2 of ``target`` predicted from ``features`` (both ``.obsm`` keys), rounded."""
+        return round(indiseek.tl.independence(mdata, features, target, seed=seed)["r2"], 3)
+
+    leak = {i: indiseek.tl.independence(mdata, f"X_{m}_specific_{i}", f"X_{m}_shared_{o}", seed=seed) for i, o in pairs}
     knn = {k: knn_accuracy(v, labels) for k, v in feats.items()}
     return {
         "rho_truth": round(rho, 3),
@@ -154,23 +157,10 @@ def measure(model, mdata, m: str, labels, truth, knn_ref, seed: int) -> dict:
         "independence_p": {k: round(v["p_value"], 3) for k, v in leak.items()},
         # the other direction, Z_i predicted from C_{3-i} (CLUB's q(z | c) models this one), for Z_i and for the
         # true programs in its place: how much of the ideal specific features the learned shared features predict
-        "independence_r2_reverse": {
-            mod: round(
-                indiseek.tl.independence(mdata, f"X_{m}_shared_{other}", f"X_{m}_specific_{mod}", seed=seed)["r2"], 3
-            )
-            for mod, other in (("rna", "protein"), ("protein", "rna"))
-        },
-        "true_programs_from_shared": {
-            mod: round(
-                indiseek.tl.independence(mdata, f"X_{m}_shared_{other}", f"sim_{mod}_specific", seed=seed)["r2"], 3
-            )
-            for mod, other in (("rna", "protein"), ("protein", "rna"))
-        },
+        "independence_r2_reverse": {i: r2(f"X_{m}_shared_{o}", f"X_{m}_specific_{i}") for i, o in pairs},
+        "true_programs_from_shared": {i: r2(f"X_{m}_shared_{o}", f"sim_{i}_specific") for i, o in pairs},
         # the same leak against the true shared programs, comparable with citeseq_oracle.py's ideal features
-        "independence_r2_true_shared": {
-            mod: round(indiseek.tl.independence(mdata, f"X_{m}_specific_{mod}", "sim_shared", seed=seed)["r2"], 3)
-            for mod in ("rna", "protein")
-        },
+        "independence_r2_true_shared": {i: r2(f"X_{m}_specific_{i}", "sim_shared") for i, _ in pairs},
     }
 
 
