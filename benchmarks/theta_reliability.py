@@ -22,6 +22,7 @@ import argparse
 import itertools
 import json
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import mudata as md
@@ -54,13 +55,11 @@ def reference_rankings(mdata: md.MuData, protein: str, label_key: str) -> pd.Dat
     return frame.groupby("label", observed=True).mean()
 
 
-def split_halves(mdata: md.MuData, protein: str, label_key: str, n_splits: int) -> dict:
-    """Rank correlations over ``n_splits`` random halves, stratified by label."""
+def split_halves(mdata: md.MuData, protein: str, label_key: str, n_splits: int, whole: pd.DataFrame) -> dict:
+    """Rank correlations over ``n_splits`` random halves, stratified by label (``whole``: the whole file's rankings)."""
     labels = mdata.obs[label_key].to_numpy()
-    whole = reference_rankings(mdata.copy(), protein, label_key)
     rng = np.random.default_rng(0)
-    keys = ("wnn_halves", "wnn_half_whole", "theta_inputs_halves", "theta_inputs_vs_wnn_same_half")
-    out: dict[str, list[float]] = {k: [] for k in (*keys, "theta_inputs_vs_wnn_across")}
+    out: dict[str, list[float]] = defaultdict(list)
     for _ in range(n_splits):
         first = np.zeros(len(labels), dtype=bool)
         for label in np.unique(labels):
@@ -77,7 +76,7 @@ def split_halves(mdata: md.MuData, protein: str, label_key: str, n_splits: int) 
     }
 
 
-def indiseek_rankings(name: str, data: Path, seeds: list[int]) -> dict:
+def indiseek_rankings(name: str, data: Path, seeds: list[int], wnn: pd.Series) -> dict:
     """IndiSeek with its defaults, once per seed: per-type mean theta, rho against WNN and between the fits."""
     thetas = {}
     for seed in seeds:
@@ -88,7 +87,6 @@ def indiseek_rankings(name: str, data: Path, seeds: list[int]) -> dict:
         model.write_embeddings()
         indiseek.tl.theta_scores(mdata, label_key=label_key)
         thetas[seed] = mdata.obs.groupby(label_key, observed=True)["theta"].mean()
-    wnn = reference_rankings(mdata, protein, label_key).wnn
     between = [rho(thetas[s], thetas[t]) for s, t in itertools.combinations(seeds, 2)]
     mean_theta = pd.concat(thetas.values(), axis=1).mean(axis=1)
     return {
@@ -113,16 +111,16 @@ def main() -> None:
     for name in args.files:
         start = time.perf_counter()
         mdata, protein, label_key = load(name, args.data)
-        n_types = int(mdata.obs[label_key].nunique())
+        whole = reference_rankings(mdata.copy(), protein, label_key)
         record = {
             "data": name,
             "n_cells": mdata.n_obs,
-            "n_types": n_types,
+            "n_types": len(whole),
             "splits": args.splits,
             "versions": versions(),
+            "split_halves": split_halves(mdata, protein, label_key, args.splits, whole),
+            "indiseek": indiseek_rankings(name, args.data, args.seeds, whole.wnn),
         }
-        record["split_halves"] = split_halves(mdata, protein, label_key, args.splits)
-        record["indiseek"] = indiseek_rankings(name, args.data, args.seeds)
         record["seconds"] = round(time.perf_counter() - start, 1)
         with open(args.out, "a") as fh:
             fh.write(json.dumps(record) + "\n")
