@@ -7,6 +7,7 @@ import signal
 import lightning.pytorch as pl
 import numpy as np
 import pytest
+import scvi
 import torch
 from scipy import sparse
 
@@ -62,6 +63,22 @@ def test_save_into_the_working_directory(model, tmp_path, monkeypatch):
     model.save(".")
     model.save(".", overwrite=True)
     assert IndiSeek.load(".", model.adata).is_trained_
+
+
+# ------------------------------------------------------------------ no seed: scvi-tools' own (None in a fresh session)
+@pytest.mark.parametrize("lambda_", [10.0, "auto"])
+def test_train_without_a_seed(small_mdata, lambda_):
+    mdata = small_mdata.copy()
+    IndiSeek.setup_mudata(mdata)
+    model = IndiSeek(mdata, lambda_=lambda_, **TINY)
+    before = scvi.settings.seed
+    scvi.settings.seed = None
+    try:
+        model.train(**{**FIT, "seed": None, "max_epochs": 1})
+    finally:
+        scvi.settings.seed = before
+    assert model.is_trained_
+    assert np.isfinite(model.get_latent_representation()).all()
 
 
 # ------------------------------------------------------------------ a training that does not finish changes nothing

@@ -439,7 +439,7 @@ class IndiSeek(BaseModelClass):
             if self.lambda_auto:
                 self.sweep_lambda(
                     LAMBDA_GRID, max_epochs=max_epochs, batch_size=batch_size, train_size=train_size, lr=lr,
-                    n_estimator_steps=n_estimator_steps, seed=scvi.settings.seed, accelerator=accelerator,
+                    n_estimator_steps=n_estimator_steps, seed=_current_seed(), accelerator=accelerator,
                     devices=devices, **sweep_kwargs,
                 )  # fmt: skip
 
@@ -516,7 +516,7 @@ class IndiSeek(BaseModelClass):
         carry little of their modality (R^2 0.04 on a real PBMC file) fill half the concatenation and k-means on it
         finds the cell types at ARI 0.29-0.37 instead of 0.50-0.66 (docs: results).
         """
-        seed = scvi.settings.seed
+        seed = _current_seed()
         idx = np.sort(np.random.default_rng(seed).permutation(train_idx)[:WEIGHT_CELLS])
         if len(idx) < _MIN_WEIGHT_CELLS:
             logger.info("%d training cells: the blocks of the concatenated features keep equal weights.", len(idx))
@@ -974,3 +974,8 @@ def _checkpoint_stage(ckpt_path) -> str:
     if stage not in _STAGES:
         raise ValueError(f"{ckpt_path} is not a checkpoint of IndiSeek.train (no 'indiseek_stage' entry).")
     return stage
+
+
+def _current_seed() -> int:
+    """scvi-tools' seed, or 0 when none is set (``train()`` called without ``seed`` in a fresh session)."""
+    return scvi.settings.seed if scvi.settings.seed is not None else 0
