@@ -349,7 +349,8 @@ class IndiSeek(BaseModelClass):
             Validate every this many epochs (default: every epoch with early stopping, else never).
         %(param_estimator)s
         seed
-            If given, sets ``scvi.settings.seed`` (split, weights and batch order) first.
+            If given, sets ``scvi.settings.seed`` (split, weights and batch order) first; if not, scvi-tools' seed is
+            kept, and where none is set the blocks' weights and a lambda sweep use seed 0.
         datasplitter_kwargs
             Further arguments of :class:`~scvi.dataloaders.DataSplitter`.
         plan_kwargs
