@@ -66,7 +66,7 @@ def test_theta_zero_pseudocount_warns_about_infinite_scores(mdata):
         ({"n_neighbors": 2.5}, TypeError, "n_neighbors must be an integer"),
         ({"n_neighbors": N}, ValueError, "less than the number of cells"),
         ({"label_key": ["celltype.l2"]}, TypeError, "label_key must be a string"),
-        ({"label_key": "celltype"}, KeyError, "label_key 'celltype' is not a column of .obs"),
+        ({"label_key": "celltype"}, KeyError, r"'celltype' is not a column of .obs .*Pass as label_key the column"),
         ({"rna_key": "X_missing"}, KeyError, r"rna_key: .obsm\['X_missing'\] not found \(keys: \["),
         ({"protein_key": "X_text"}, TypeError, r"protein_key: .obsm\['X_text'\] must hold numbers"),
     ],

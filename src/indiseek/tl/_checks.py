@@ -58,7 +58,13 @@ def obs_key(data: MuData | AnnData, key: object, name: str) -> str:
 
 def labels(data: MuData | AnnData, key: object, name: str) -> pd.Series:
     """The labels ``data.obs[key]`` (missing ones stay NaN), or an error when the column is absent or all missing."""
-    column = obs_column(data, key, name)
+    hint = (
+        f"Pass as {name} the column that holds the cells' batches."
+        if name == "batch_key"
+        else f"Pass as {name} the column that holds the cells' types, or label the cells first (e.g. clusters from "
+        "`sc.tl.leiden`) and pass that column."
+    )
+    column = obs_column(data, key, name, hint)
     if column.isna().all():
         raise ValueError(
             f"The labels in .obs[{key!r}] ({name}) are all missing: fill in the labels or pass another column."
