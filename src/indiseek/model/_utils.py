@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 
+import scvi
 import torch
 
 #: Lightning's loggers of rank-zero messages, which carry its advertising tips ("💡 Tip: ... try installing ...").
@@ -42,3 +43,8 @@ def quiet_library_notes() -> Iterator[None]:
 def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
     """Names of the floating-point tensors that hold NaN or infinite values."""
     return [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+
+
+def current_seed() -> int:
+    """scvi-tools' seed, or 0 when none is set (``train()`` called without ``seed`` in a fresh session)."""
+    return scvi.settings.seed if scvi.settings.seed is not None else 0
