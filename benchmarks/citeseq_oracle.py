@@ -69,8 +69,8 @@ def main() -> None:
             mean = cross_val_predict(KNeighborsRegressor(50), mdata.obsm["sim_shared"], z, cv=5)
             mdata.obsm[f"sim_{m}_specific_centred"] = z - mean
             mdata.obsm[f"sim_{m}_specific_from_inputs"] = cross_val_predict(Ridge(1.0), ref[m], z, cv=5)
-        within = mdata.obsm["sim_shared"] - pd.DataFrame(mdata.obsm["sim_shared"]).groupby(labels).transform("mean")
-        within = within.to_numpy()
+        shared = mdata.obsm["sim_shared"]
+        within = shared - pd.DataFrame(shared).groupby(labels).transform("mean").to_numpy()  # each type's mean removed
         record = {
             "seed": seed,
             "n_cells": 5000,
