@@ -44,7 +44,17 @@ neighbors
     used is recorded in the parameters under ``"neighbors"``. The documentation's results page measures how well
     pynndescent agrees with the exact search ("Neighbour search at scale")."""
 
+_ax = """\
+ax
+    Axes to draw into; a new figure otherwise."""
+
+_save = """\
+save
+    File to write the figure to (format from the suffix, e.g. ``.png`` or ``.pdf``)."""
+
 dsp = DocstringProcessor(
+    param_ax=_ax,
+    param_save=_save,
     param_lambda=_lambda,
     param_network=_network,
     param_capture_temperature=_capture_temperature,

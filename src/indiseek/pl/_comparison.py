@@ -12,6 +12,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from indiseek._docs import dsp
+
 from ._utils import finish
 
 _METHOD_NAMES = {"indiseek": "IndiSeek", "factorizedcl": "FactorizedCL", "infodisen": "InfoDisen", "clip": "CLIP"}
@@ -22,6 +24,7 @@ def _summary(table: pd.DataFrame, by: list[str], metric: str) -> pd.DataFrame:
     return pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=1).fillna(0.0), "n": grouped.size()})
 
 
+@dsp.dedent
 def method_comparison(
     results: pd.DataFrame | Sequence[Mapping[str, Any]],
     metric: str = "rho",
@@ -55,14 +58,12 @@ def method_comparison(
         Logarithmic horizontal axis when ``x`` is given and all its values are positive.
     show_points
         Also draw the individual runs.
-    ax
-        Axes to draw into; a new figure otherwise.
+    %(param_ax)s
     figsize
         Size of a new figure.
     title
         Axes title.
-    save
-        File to write the figure to.
+    %(param_save)s
 
     Returns
     -------

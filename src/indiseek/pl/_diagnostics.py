@@ -14,6 +14,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from mudata import MuData
 
+from indiseek._docs import dsp
+
 from ._utils import finish
 
 _MODALITY_NAMES = {"rna": "RNA", "protein": "protein"}
@@ -58,6 +60,7 @@ def _panel(ax: Axes, modality: str, entry: Mapping[str, Any], show_ylabel: bool)
         ax.set_ylabel("held-out $R^2$")
 
 
+@dsp.dedent
 def diagnostics(
     data: MuData | AnnData | Mapping[str, Any],
     key: str = "diagnostics",
@@ -90,8 +93,7 @@ def diagnostics(
         Size of a new figure; default 3.2 inches wide per modality.
     title
         Figure title (e.g. the method's name).
-    save
-        File to write the figure to (format from the suffix).
+    %(param_save)s
 
     Returns
     -------
@@ -131,6 +133,7 @@ def diagnostics(
     return finish(fig, axes, save)
 
 
+@dsp.dedent
 def lambda_tradeoff(
     data: Any,
     chosen: float | None = None,
@@ -151,14 +154,12 @@ def lambda_tradeoff(
         sweep returns, or :func:`~indiseek.tl.lambda_tradeoff`'s result (e.g. read back from a JSON report).
     chosen
         Lambda to mark; default: the model's choice, else :func:`~indiseek.tl.select_lambda`'s.
-    ax
-        Axes to draw into; a new figure otherwise.
+    %(param_ax)s
     figsize
         Size of a new figure.
     title
         Axes title.
-    save
-        File to write the figure to (format from the suffix).
+    %(param_save)s
 
     Returns
     -------

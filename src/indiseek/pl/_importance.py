@@ -11,6 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from indiseek._docs import dsp
 from indiseek.defaults import record_label
 
 
@@ -61,6 +62,7 @@ def _panel(ax: Axes, record: Mapping[str, Any], ideal_color: str, other_color: s
         ax.set_ylabel("importance")
 
 
+@dsp.dedent
 def importance(
     results: Mapping[str, Any] | Sequence[Mapping[str, Any]],
     ax: Axes | Sequence[Axes] | np.ndarray | None = None,
@@ -83,8 +85,7 @@ def importance(
     ax
         Axes to draw on: one per record (a single Axes for a single record). By default a new figure
         with methods as rows and lambdas as columns.
-    save
-        File to write the figure to (format from the suffix, e.g. ``.png``, ``.pdf``).
+    %(param_save)s
     ideal_color, other_color
         Colours of the bars of ideal and of other coordinates.
     panel_size

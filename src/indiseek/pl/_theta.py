@@ -15,6 +15,8 @@ from matplotlib.patches import Patch
 from mudata import MuData
 from scipy.stats import spearmanr
 
+from indiseek._docs import dsp
+
 from ._utils import category_colors, finish
 
 
@@ -24,6 +26,7 @@ def _check_obs(data: MuData | AnnData, *keys: str) -> None:
         raise KeyError(f"data.obs lacks {missing} (columns: {list(data.obs.columns)}).")
 
 
+@dsp.dedent
 def theta_ranking(
     mdata: MuData | AnnData,
     groupby: str = "celltype.l2",
@@ -51,14 +54,12 @@ def theta_ranking(
         Per-cell score; NaN values are left out of the means.
     palette
         Colour of each ``color_by`` category; default: ``.uns[f"{color_by}_colors"]`` or scanpy's palette.
-    ax
-        Axes to draw into; a new figure otherwise.
+    %(param_ax)s
     figsize
         Size of a new figure; default grows with the number of groups.
     title
         Axes title.
-    save
-        File to write the figure to (format from the suffix).
+    %(param_save)s
 
     Returns
     -------
@@ -97,6 +98,7 @@ def theta_ranking(
     return finish(fig, ax, save)
 
 
+@dsp.dedent
 def rank_scatter(
     table: pd.DataFrame | tuple[float, pd.DataFrame],
     rho: float | None = None,
@@ -120,12 +122,10 @@ def rank_scatter(
         Names of the score and the reference on the axes.
     annotate
         Write each group's name next to its point.
-    ax
-        Axes to draw into; a new figure otherwise.
+    %(param_ax)s
     figsize
         Size of a new figure.
-    save
-        File to write the figure to.
+    %(param_save)s
 
     Returns
     -------
