@@ -52,7 +52,28 @@ _save = """\
 save
     File to write the figure to (format from the suffix, e.g. ``.png`` or ``.pdf``)."""
 
+_download_sections = """\
+Parameters
+----------
+cache_dir
+    Folder of downloaded files. If `None`, ``$INDISEEK_DATA_DIR``, else ``~/.cache/indiseek``.
+progress_bar
+    Show a progress bar while downloading.
+
+Returns
+-------
+MuData with ``"rna"`` (cells x genes) and ``"prot"`` (cells x antibodies) raw counts, as
+:func:`~indiseek.datasets.read_10x` returns them; no cell-type labels.
+
+Raises
+------
+ConnectionError
+    If the file cannot be downloaded; the message says where to place a copy obtained another way.
+ValueError
+    If the downloaded file does not match the registry."""
+
 dsp = DocstringProcessor(
+    sections_download=_download_sections,
     param_ax=_ax,
     param_save=_save,
     param_lambda=_lambda,

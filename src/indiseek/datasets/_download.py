@@ -19,6 +19,8 @@ from typing import BinaryIO
 from mudata import MuData
 from tqdm.auto import tqdm
 
+from indiseek._docs import dsp
+
 from ._io import read_10x
 
 logger = logging.getLogger(__name__)
@@ -240,6 +242,7 @@ def _fetch_dataset(name: str, cache_dir: str | Path | None, progress_bar: bool) 
     )
 
 
+@dsp.dedent
 def pbmc10k_cite(cache_dir: str | Path | None = None, progress_bar: bool = True) -> MuData:
     """10k PBMCs of a healthy donor with TotalSeq-B antibodies (10x Genomics, Cell Ranger 3.0.0).
 
@@ -248,28 +251,12 @@ def pbmc10k_cite(cache_dir: str | Path | None = None, progress_bar: bool = True)
     (``indiseek.datasets.REGISTRY``: its MD5 is recorded) and read with :func:`~indiseek.datasets.read_10x`.
     Later calls read the cached file. Licence: CC BY 4.0; cite 10x Genomics (2018).
 
-    Parameters
-    ----------
-    cache_dir
-        Folder of downloaded files. If `None`, ``$INDISEEK_DATA_DIR``, else ``~/.cache/indiseek``.
-    progress_bar
-        Show a progress bar while downloading.
-
-    Returns
-    -------
-    MuData with ``"rna"`` (cells x genes) and ``"prot"`` (cells x antibodies) raw counts, as
-    :func:`~indiseek.datasets.read_10x` returns them; no cell-type labels.
-
-    Raises
-    ------
-    ConnectionError
-        If the file cannot be downloaded; the message says where to place a copy obtained another way.
-    ValueError
-        If the downloaded file does not match the registry.
+    %(sections_download)s
     """
     return read_10x(_fetch_dataset("pbmc10k_cite", cache_dir, progress_bar))
 
 
+@dsp.dedent
 def pbmc5k_cite(cache_dir: str | Path | None = None, progress_bar: bool = True) -> MuData:
     """5k PBMCs of a healthy donor with TotalSeq-B antibodies (10x Genomics, Cell Ranger 3.0.2).
 
@@ -278,23 +265,6 @@ def pbmc5k_cite(cache_dir: str | Path | None = None, progress_bar: bool = True) 
     with :func:`~indiseek.datasets.read_10x`. Later calls read the cached file. Licence: CC BY 4.0; cite
     10x Genomics (2019).
 
-    Parameters
-    ----------
-    cache_dir
-        Folder of downloaded files. If `None`, ``$INDISEEK_DATA_DIR``, else ``~/.cache/indiseek``.
-    progress_bar
-        Show a progress bar while downloading.
-
-    Returns
-    -------
-    MuData with ``"rna"`` (cells x genes) and ``"prot"`` (cells x antibodies) raw counts, as
-    :func:`~indiseek.datasets.read_10x` returns them; no cell-type labels.
-
-    Raises
-    ------
-    ConnectionError
-        If the file cannot be downloaded; the message says where to place a copy obtained another way.
-    ValueError
-        If the downloaded file does not match the registry.
+    %(sections_download)s
     """
     return read_10x(_fetch_dataset("pbmc5k_cite", cache_dir, progress_bar))
