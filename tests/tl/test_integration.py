@@ -222,9 +222,9 @@ def mixed() -> AnnData:
 
 
 def test_errors_name_the_argument(mixed):
-    with pytest.raises(KeyError, match="batch_key 'missing'"):
+    with pytest.raises(KeyError, match="batch_key 'missing'.*Pass as batch_key the column that holds the cells' batch"):
         tl.batch_asw(mixed, "missing", "celltype", "X_rep")
-    with pytest.raises(KeyError, match="label_key 'missing'"):
+    with pytest.raises(KeyError, match="label_key 'missing'.*Pass as label_key the column that holds the cells' types"):
         tl.cell_type_asw(mixed, "missing", "X_rep")
     with pytest.raises(KeyError, match=r"use_rep: \.obsm\['X_missing'\] not found"):
         tl.ilisi(mixed, "batch", "X_missing", perplexity=5)
