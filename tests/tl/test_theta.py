@@ -96,3 +96,21 @@ def test_theta_records_separation_and_warns_when_the_labels_are_at_chance(plante
     with pytest.warns(UserWarning, match="much better than chance.*shared features"):
         theta_scores(planted, label_key="shuffled", key_added="t")
     assert abs(planted.uns["t"]["separation"]["rna"]) < 0.1 and abs(planted.uns["t"]["separation"]["protein"]) < 0.1
+
+
+def test_theta_warns_when_one_side_is_at_chance(planted, recwarn):
+    # types A-D grouped by the protein-specific features only: theta then ranks them by the protein side alone
+    rng = np.random.default_rng(1)
+    centre = {"A": (0, 0), "B": (10, 0), "C": (0, 10), "D": (10, 10)}
+    types = planted.obs["celltype.l2"].to_numpy()
+    planted.obsm["X_indiseek_specific_protein"] = np.array([centre[t] for t in types], float) + rng.normal(
+        size=(len(types), 2)
+    )
+    planted.obsm["X_indiseek_specific_rna"] = rng.normal(size=(len(types), 2))
+    with pytest.warns(
+        UserWarning, match="RNA side of theta is close to chance.*X_indiseek_specific_rna.*protein-specific"
+    ):
+        theta_scores(planted)
+    separation = planted.uns["theta"]["separation"]
+    assert separation["rna"] < 0.1 < 0.5 < separation["protein"]
+    assert not [w for w in recwarn if "Neither modality" in str(w.message)]

@@ -12,7 +12,7 @@ from anndata import AnnData
 from mudata import MuData
 
 from indiseek._docs import dsp
-from indiseek._keys import THETA_KEY, embedding_key, theta_keys
+from indiseek._keys import MODALITIES, THETA_KEY, embedding_key, theta_keys
 
 from ._checks import check_choice, check_data, check_int, check_real, check_str, labels, matrix
 from ._neighbors import NEIGHBOR_METHODS, knn_indices, neighbor_method
@@ -29,7 +29,8 @@ def _same_label_counts(
     return same.sum(axis=1)
 
 
-#: Below this gain over chance in both modalities, :func:`theta_scores` warns that theta compares noise.
+#: Below this gain over chance in both modalities, :func:`theta_scores` warns that theta compares noise; in one, that
+#: theta follows the other modality alone.
 MIN_SEPARATION = 0.1
 
 
@@ -107,7 +108,8 @@ def theta_scores(
         used under ``"neighbors"``; ``.uns[key_added]["separation"]`` holds the mean same-label fractions
         (``"beta_rna"``, ``"beta_protein"``), their value by chance (``"chance"``) and each modality's gain over
         chance, ``(beta - chance) / (1 - chance)`` (``"rna"``, ``"protein"``). When both gains are below 0.1, the
-        specific features hardly separate the labels and theta compares noise: a warning says so.
+        specific features hardly separate the labels and theta compares noise: a warning says so. When only one is,
+        theta ranks the labels by the other modality alone, and a warning says that.
     copy
         Return a copy with the results instead of writing into ``mdata``.
     %(param_neighbors)s
@@ -182,6 +184,18 @@ def theta_scores(
             f"{separation['beta_protein']:.3f} in {protein_key!r}, {separation['chance']:.3f} by chance), so theta "
             "compares noise and its ranking of the labels says little. Such labels are most likely carried by what the "
             "modalities share: compare them on the shared features instead.",
+            UserWarning,
+            stacklevel=2,
+        )
+    elif min(separation["rna"], separation["protein"]) < MIN_SEPARATION:
+        weak, strong = sorted(MODALITIES, key=lambda m: separation[m])
+        keys, names = {"rna": rna_key, "protein": protein_key}, {"rna": "RNA", "protein": "protein"}
+        warnings.warn(
+            f"The {names[weak]} side of theta is close to chance: the specific features in {keys[weak]!r} group the "
+            f"{label_key!r} labels little better than chance (mean same-label neighbour fraction "
+            f"{separation[f'beta_{weak}']:.3f}, {separation['chance']:.3f} by chance; {names[strong]}: "
+            f"{separation[f'beta_{strong}']:.3f}). Theta then ranks the labels by how well the "
+            f"{names[strong]}-specific features alone group them, not by which modality explains them.",
             UserWarning,
             stacklevel=2,
         )
