@@ -10,10 +10,13 @@ and the whole file's, and between theta on the inputs and WNN within a half and 
 against WNN of the other: agreement that does not come from sharing the same cells). It then trains IndiSeek with
 its defaults once per seed in ``--seeds`` on the whole file and records each fit's per-type mean theta, its rho
 against WNN, the rank correlation between the fits (how reproducible IndiSeek's ranking is) and the rho of theta
-averaged over the fits. Appends one JSON line per file to ``--out``.
+averaged over the fits; with each fit, its leaks (held-out R^2 of C_{3-i} from Z_i), theta's gain over chance in each
+modality and the specific blocks' weights. ``--specific-epochs E ...`` also fits each model's specific stages again
+for E epochs, without early stopping, from one other initialisation, and records the same for each E: how theta's
+agreement with WNN moves as the specific features become independent. Appends one JSON line per file to ``--out``.
 
 Usage: ``python benchmarks/theta_reliability.py [--files pbmc5k mosaic] [--splits 20] [--seeds 0 1 2 3 4]
-[--data ../shared/data/real] [--out benchmarks/results/theta_reliability.jsonl]``
+[--specific-epochs 46 100 400 1000] [--data ../shared/data/real] [--out benchmarks/results/theta_reliability.jsonl]``
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import argparse
 import itertools
 import json
 import time
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -76,17 +80,45 @@ def split_halves(mdata: md.MuData, protein: str, label_key: str, n_splits: int, 
     }
 
 
-def indiseek_rankings(name: str, data: Path, seeds: list[int], wnn: pd.Series) -> dict:
-    """IndiSeek with its defaults, once per seed: per-type mean theta, rho against WNN and between the fits."""
-    thetas = {}
+def fit_fields(model: IndiSeek, mdata: md.MuData, label_key: str, wnn: pd.Series, seed: int) -> tuple[pd.Series, dict]:
+    """Per-type mean theta of the fit in use, and its rho against WNN, leaks, theta's gains over chance, Z's weights."""
+    model.write_embeddings()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a side of theta at chance is what these fields record
+        indiseek.tl.theta_scores(mdata, label_key=label_key)
+    theta = mdata.obs.groupby(label_key, observed=True)["theta"].mean()
+    separation = mdata.uns["theta"]["separation"]
+    leak = {
+        m: indiseek.tl.independence(mdata, f"X_indiseek_specific_{m}", f"X_indiseek_shared_{other}", seed=seed)["r2"]
+        for m, other in (("rna", "protein"), ("protein", "rna"))
+    }
+    weights = model.embedding_weights
+    return theta, {
+        "rho_vs_wnn": round(rho(theta, wnn), 3),
+        "independence_r2": {m: round(v, 3) for m, v in leak.items()},
+        "theta_gain_over_chance": {m: round(separation[m], 3) for m in ("rna", "protein")},
+        "specific_weights": {m: round(weights[f"specific_{m}"], 3) for m in ("rna", "protein")},
+    }
+
+
+def indiseek_rankings(name: str, data: Path, seeds: list[int], wnn: pd.Series, specific_epochs: list[int]) -> dict:
+    """IndiSeek with its defaults, once per seed: per-type mean theta, rho against WNN and between the fits.
+
+    With ``specific_epochs``, each fit's specific stages are also fitted again for each number of epochs, without
+    early stopping, from one other initialisation (``sweep_lambda`` at the default lambda, seed 1000).
+    """
+    thetas, fits, refits = {}, {}, defaultdict(dict)
     for seed in seeds:
         mdata, protein, label_key = load(name, data)
         IndiSeek.setup_mudata(mdata, modalities={"rna_layer": "rna", "protein_layer": protein})
         model = IndiSeek(mdata)
         model.train(batch_size=64, seed=seed, enable_progress_bar=False)
-        model.write_embeddings()
-        indiseek.tl.theta_scores(mdata, label_key=label_key)
-        thetas[seed] = mdata.obs.groupby(label_key, observed=True)["theta"].mean()
+        thetas[seed], fits[str(seed)] = fit_fields(model, mdata, label_key, wnn, seed)
+        fits[str(seed)]["specific_epochs"] = model.epochs_trained["specific"]
+        for epochs in specific_epochs:
+            model.sweep_lambda([model.lambda_in_use], max_epochs=epochs, batch_size=64, seed=1000,
+                               enable_progress_bar=False)  # fmt: skip
+            refits[str(epochs)][str(seed)] = fit_fields(model, mdata, label_key, wnn, seed)[1]
     between = [rho(thetas[s], thetas[t]) for s, t in itertools.combinations(seeds, 2)]
     mean_theta = pd.concat(thetas.values(), axis=1).mean(axis=1)
     return {
@@ -96,6 +128,8 @@ def indiseek_rankings(name: str, data: Path, seeds: list[int], wnn: pd.Series) -
         "mean_theta_over_fits_vs_wnn": round(rho(mean_theta, wnn), 3),
         "type_mean_theta": {str(s): {k: round(float(v), 3) for k, v in thetas[s].items()} for s in seeds},
         "type_mean_wnn_rna_weight": {k: round(float(v), 3) for k, v in wnn.items()},
+        "fits": fits,
+        **({"specific_refits": dict(refits)} if refits else {}),
     }
 
 
@@ -104,6 +138,7 @@ def main() -> None:
     parser.add_argument("--files", nargs="+", default=["pbmc5k", "mosaic"])
     parser.add_argument("--splits", type=int, default=20)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--specific-epochs", type=int, nargs="*", default=[])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/real"))
     parser.add_argument("--out", default="benchmarks/results/theta_reliability.jsonl")
     args = parser.parse_args()
@@ -119,7 +154,7 @@ def main() -> None:
             "splits": args.splits,
             "versions": versions(),
             "split_halves": split_halves(mdata, protein, label_key, args.splits, whole),
-            "indiseek": indiseek_rankings(name, args.data, args.seeds, whole.wnn),
+            "indiseek": indiseek_rankings(name, args.data, args.seeds, whole.wnn, args.specific_epochs),
         }
         record["seconds"] = round(time.perf_counter() - start, 1)
         with open(args.out, "a") as fh:
