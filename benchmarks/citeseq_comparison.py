@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--club-estimator", default=CITESEQ.club_estimator)
     parser.add_argument("--n-estimator-steps", type=int, default=CITESEQ.n_estimator_steps)
     parser.add_argument("--n-hidden", type=int, default=CITESEQ.n_hidden)
+    parser.add_argument("--n-layers", type=int, default=CITESEQ.n_layers)
     parser.add_argument("--n-specific", type=int, default=CITESEQ.n_specific)
     parser.add_argument("--input-dropout", type=float, default=CITESEQ.input_dropout)
     parser.add_argument("--accelerator", default="auto")
@@ -87,7 +88,7 @@ def main() -> None:
     IndiSeek.setup_mudata(mdata)
     model = IndiSeek(
         mdata, method=args.method, lambda_=args.lambda_, club_estimator=args.club_estimator, n_pcs=args.n_pcs,
-        n_hidden=args.n_hidden, n_specific=args.n_specific, input_dropout=args.input_dropout,
+        n_hidden=args.n_hidden, n_layers=args.n_layers, n_specific=args.n_specific, input_dropout=args.input_dropout,
     )  # fmt: skip
     start = time.perf_counter()
     model.train(
@@ -100,6 +101,7 @@ def main() -> None:
         "lr": args.lr,
         "n_pcs": args.n_pcs,
         "n_hidden": args.n_hidden,
+        "n_layers": args.n_layers,
         "n_specific": args.n_specific,
         "input_dropout": args.input_dropout,
         "club_estimator": args.club_estimator,
