@@ -16,7 +16,7 @@ starts at refit K (seed 1000 + K) and leaves out the main fit's record, to exten
 Appends one JSON line per fit to ``--out`` (refits with ``"refit": k``).
 
 Usage: ``python benchmarks/citeseq_comparison.py --method indiseek --seed 0 [--lambda 100] [--lr 3e-3]
-[--n-pcs 50] [--n-hidden 50] [--n-specific 50] [--input-dropout 0.3] [--max-epochs 100] [--batch-size 64]
+[--n-pcs 50] [--n-hidden 50] [--n-layers 5] [--n-specific 50] [--input-dropout 0.3] [--max-epochs 100] [--batch-size 64]
 [--club-estimator gaussian] [--refits 0] [--first-refit 0] [--accelerator auto]
 [--out benchmarks/results/citeseq_comparison.jsonl]``
 """

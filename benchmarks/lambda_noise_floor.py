@@ -64,8 +64,9 @@ def main() -> None:
                 f"{lam:g}": {"n_fits": len(v), "mean": round(v.mean(), 3), "sd": round(v.std(ddof=1), 3)}
                 for lam, v in fits.items()
             },
-            "gap_to_best_of_the_three": {f"{lam:g}": round(float((best - combos[:, i]).mean()), 3)
-                                         for i, lam in enumerate(LAMBDAS)},  # fmt: skip
+            "gap_to_best_of_the_three": {
+                f"{lam:g}": round(float((best - combos[:, i]).mean()), 3) for i, lam in enumerate(LAMBDAS)
+            },  # fmt: skip
             "noise_floor": {
                 f"{lam:g}": {k: round(expected_max(v, k) - v.mean(), 3) for k in (3, 7)} for lam, v in fits.items()
             },
