@@ -1,5 +1,5 @@
-"""Measures shared by the biology benchmarks: kNN accuracy and k-means ARI of labels, the no-learning reference
-inputs, and totalVI's latent space."""
+"""Measures shared by the biology benchmarks: kNN accuracy and k-means ARI of labels, the cross-modal leak, the
+no-learning reference inputs, and totalVI's latent space."""
 
 from __future__ import annotations
 
@@ -28,6 +28,15 @@ def knn_accuracy(x: np.ndarray, labels: np.ndarray) -> float:
     """5-fold stratified kNN (k = 15) accuracy of ``labels`` from ``x``."""
     folds = StratifiedKFold(5, shuffle=True, random_state=0)
     return float(cross_val_score(KNeighborsClassifier(15), x, labels, cv=folds).mean())
+
+
+def leaks(mdata, seed: int, method: str = "indiseek") -> dict[str, dict]:
+    """:func:`indiseek.tl.independence` of ``Z_i`` against ``C_{3-i}`` (held-out R^2, p-value), keyed by modality i."""
+    pairs = (("rna", "protein"), ("protein", "rna"))
+    return {
+        i: indiseek.tl.independence(mdata, f"X_{method}_specific_{i}", f"X_{method}_shared_{o}", seed=seed)
+        for i, o in pairs
+    }
 
 
 def reference_inputs(rna, protein_counts, n_top_genes: int = 2000) -> dict[str, np.ndarray]:

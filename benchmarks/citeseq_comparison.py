@@ -29,7 +29,16 @@ import time
 
 import numpy as np
 import torch
-from _biology import equal_blocks, kmeans_ari, knn_accuracy, knn_fields, reference_inputs, totalvi_latent, versions
+from _biology import (
+    equal_blocks,
+    kmeans_ari,
+    knn_accuracy,
+    knn_fields,
+    leaks,
+    reference_inputs,
+    totalvi_latent,
+    versions,
+)
 
 import indiseek
 from indiseek import IndiSeek
@@ -147,7 +156,7 @@ def measure(model, mdata, m: str, labels, truth, knn_ref, seed: int) -> dict:
         """Held-out R^2 of ``target`` predicted from ``features`` (both ``.obsm`` keys), rounded."""
         return round(indiseek.tl.independence(mdata, features, target, seed=seed)["r2"], 3)
 
-    leak = {i: indiseek.tl.independence(mdata, f"X_{m}_specific_{i}", f"X_{m}_shared_{o}", seed=seed) for i, o in pairs}
+    leak = leaks(mdata, seed, m)
     knn = {k: knn_accuracy(v, labels) for k, v in feats.items()}
     return {
         "rho_truth": round(rho, 3),

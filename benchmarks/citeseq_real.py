@@ -27,7 +27,16 @@ import anndata as ad
 import mudata as md
 import numpy as np
 import torch
-from _biology import equal_blocks, kmeans_ari, knn_accuracy, knn_fields, reference_inputs, totalvi_latent, versions
+from _biology import (
+    equal_blocks,
+    kmeans_ari,
+    knn_accuracy,
+    knn_fields,
+    leaks,
+    reference_inputs,
+    totalvi_latent,
+    versions,
+)
 
 import indiseek
 from indiseek import IndiSeek
@@ -95,10 +104,7 @@ def run(
     indiseek.tl.theta_scores(mdata, label_key=label_key, rna_key="X_reference_rna",
                              protein_key="X_reference_protein", key_added="t_ref")  # fmt: skip
     rho_ref, _ = indiseek.tl.rank_correlation(mdata, score_key="t_ref", groupby=label_key)
-    leak = {
-        m: indiseek.tl.independence(mdata, f"X_indiseek_specific_{m}", f"X_indiseek_shared_{other}", seed=seed)["r2"]
-        for m, other in (("rna", "protein"), ("protein", "rna"))
-    }
+    leak = {m: v["r2"] for m, v in leaks(mdata, seed).items()}
     knn = {k: knn_accuracy(v, labels) for k, v in feats.items()}
     return record | {
         "defaults": {k: model.init_params_["non_kwargs"][k] for k in ("lambda_", "n_pcs", "input_dropout", "n_layers")},

@@ -66,7 +66,7 @@ def main() -> None:
             },
             "gap_to_best_of_the_three": {
                 f"{lam:g}": round(float((best - combos[:, i]).mean()), 3) for i, lam in enumerate(LAMBDAS)
-            },  # fmt: skip
+            },
             "noise_floor": {
                 f"{lam:g}": {k: round(expected_max(v, k) - v.mean(), 3) for k in (3, 7)} for lam, v in fits.items()
             },

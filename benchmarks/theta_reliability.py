@@ -33,7 +33,7 @@ import mudata as md
 import numpy as np
 import pandas as pd
 import torch
-from _biology import reference_inputs, versions
+from _biology import leaks, reference_inputs, versions
 from citeseq_real import load
 from scipy.stats import spearmanr
 
@@ -88,10 +88,7 @@ def fit_fields(model: IndiSeek, mdata: md.MuData, label_key: str, wnn: pd.Series
         indiseek.tl.theta_scores(mdata, label_key=label_key)
     theta = mdata.obs.groupby(label_key, observed=True)["theta"].mean()
     separation = mdata.uns["theta"]["separation"]
-    leak = {
-        m: indiseek.tl.independence(mdata, f"X_indiseek_specific_{m}", f"X_indiseek_shared_{other}", seed=seed)["r2"]
-        for m, other in (("rna", "protein"), ("protein", "rna"))
-    }
+    leak = {m: v["r2"] for m, v in leaks(mdata, seed).items()}
     weights = model.embedding_weights
     return theta, {
         "rho_vs_wnn": round(rho(theta, wnn), 3),
