@@ -16,8 +16,8 @@ starts at refit K (seed 1000 + K) and leaves out the main fit's record, to exten
 Appends one JSON line per fit to ``--out`` (refits with ``"refit": k``).
 
 Usage: ``python benchmarks/citeseq_comparison.py --method indiseek --seed 0 [--lambda 100] [--lr 3e-3]
-[--n-pcs 50] [--n-hidden 50] [--n-layers 5] [--n-specific 50] [--input-dropout 0.3] [--max-epochs 100] [--batch-size 64]
-[--club-estimator gaussian] [--refits 0] [--first-refit 0] [--accelerator auto]
+[--n-pcs 50] [--n-hidden 50] [--n-layers 5] [--n-layers-shared 4] [--n-specific 50] [--input-dropout 0.3]
+[--max-epochs 100] [--batch-size 64] [--club-estimator gaussian] [--refits 0] [--first-refit 0] [--accelerator auto]
 [--out benchmarks/results/citeseq_comparison.jsonl]``
 """
 
@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--n-estimator-steps", type=int, default=CITESEQ.n_estimator_steps)
     parser.add_argument("--n-hidden", type=int, default=CITESEQ.n_hidden)
     parser.add_argument("--n-layers", type=int, default=CITESEQ.n_layers)
+    parser.add_argument("--n-layers-shared", type=int, default=CITESEQ.n_layers_shared)
     parser.add_argument("--n-specific", type=int, default=CITESEQ.n_specific)
     parser.add_argument("--input-dropout", type=float, default=CITESEQ.input_dropout)
     parser.add_argument("--accelerator", default="auto")
@@ -97,7 +98,8 @@ def main() -> None:
     IndiSeek.setup_mudata(mdata)
     model = IndiSeek(
         mdata, method=args.method, lambda_=args.lambda_, club_estimator=args.club_estimator, n_pcs=args.n_pcs,
-        n_hidden=args.n_hidden, n_layers=args.n_layers, n_specific=args.n_specific, input_dropout=args.input_dropout,
+        n_hidden=args.n_hidden, n_layers=args.n_layers, n_layers_shared=args.n_layers_shared,
+        n_specific=args.n_specific, input_dropout=args.input_dropout,
     )  # fmt: skip
     start = time.perf_counter()
     model.train(
@@ -111,6 +113,7 @@ def main() -> None:
         "n_pcs": args.n_pcs,
         "n_hidden": args.n_hidden,
         "n_layers": args.n_layers,
+        "n_layers_shared": args.n_layers_shared,
         "n_specific": args.n_specific,
         "input_dropout": args.input_dropout,
         "club_estimator": args.club_estimator,

@@ -13,7 +13,7 @@ the most frequent label. ``--method totalvi`` trains scvi-tools' TOTALVI with it
 measures its latent space the same way. Appends one JSON line per file and seed to ``--out``.
 
 Usage: ``python benchmarks/citeseq_real.py [--method indiseek|totalvi] [--input-dropout 0.3] [--n-layers 5]
-[--seeds 0 1 2] [--data ../shared/data/real] [--out benchmarks/results/citeseq_real.jsonl]``
+[--n-layers-shared 4] [--seeds 0 1 2] [--data ../shared/data/real] [--out benchmarks/results/citeseq_real.jsonl]``
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ def run(
     method: str = "indiseek",
     input_dropout: float = CITESEQ.input_dropout,
     n_layers: int = CITESEQ.n_layers,
+    n_layers_shared: int = CITESEQ.n_layers_shared,
 ) -> dict:
     mdata, protein, label_key = load(name, data)
     labels = mdata.obs[label_key].astype(str).to_numpy()
@@ -81,7 +82,7 @@ def run(
             "train_seconds": round(train_s, 1),
         }
     IndiSeek.setup_mudata(mdata, modalities={"rna_layer": "rna", "protein_layer": protein})
-    model = IndiSeek(mdata, input_dropout=input_dropout, n_layers=n_layers)
+    model = IndiSeek(mdata, input_dropout=input_dropout, n_layers=n_layers, n_layers_shared=n_layers_shared)
     start = time.perf_counter()
     model.train(batch_size=64, seed=seed, enable_progress_bar=False)
     train_s = time.perf_counter() - start
@@ -107,7 +108,10 @@ def run(
     leak = {m: v["r2"] for m, v in leaks(mdata, seed).items()}
     knn = {k: knn_accuracy(v, labels) for k, v in feats.items()}
     return record | {
-        "defaults": {k: model.init_params_["non_kwargs"][k] for k in ("lambda_", "n_pcs", "input_dropout", "n_layers")},
+        "defaults": {
+            k: model.init_params_["non_kwargs"][k]
+            for k in ("lambda_", "n_pcs", "input_dropout", "n_layers", "n_layers_shared")
+        },
         "epochs_run": model.epochs_trained,
         "rho_theta_vs_wnn": round(rho, 3),
         "theta_separation": {k: round(v, 3) for k, v in separation.items()},
@@ -129,6 +133,7 @@ def main() -> None:
     parser.add_argument("--method", default="indiseek", choices=["indiseek", "totalvi"])
     parser.add_argument("--input-dropout", type=float, default=CITESEQ.input_dropout)
     parser.add_argument("--n-layers", type=int, default=CITESEQ.n_layers)
+    parser.add_argument("--n-layers-shared", type=int, default=CITESEQ.n_layers_shared)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--files", nargs="+", default=["pbmc5k", "mosaic"])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/real"))
@@ -137,7 +142,7 @@ def main() -> None:
     torch.set_num_threads(1)
     for name in args.files:
         for seed in args.seeds:
-            record = run(name, args.data, seed, args.method, args.input_dropout, args.n_layers)
+            record = run(name, args.data, seed, args.method, args.input_dropout, args.n_layers, args.n_layers_shared)
             with open(args.out, "a") as fh:
                 fh.write(json.dumps(record) + "\n")
             print(json.dumps(record))  # noqa: T201

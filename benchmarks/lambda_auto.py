@@ -77,6 +77,7 @@ def main() -> None:
         "batch_size": batch_size,
         "club_estimator": CITESEQ.club_estimator,
         "input_dropout": CITESEQ.input_dropout,
+        "n_layers_shared": CITESEQ.n_layers_shared,
         "sweep_fit": "side_by_side",  # all lambdas in one vectorised fit from one initialisation
         "versions": versions(),
         "chosen_lambda": chosen,

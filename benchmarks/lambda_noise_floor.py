@@ -33,7 +33,7 @@ def recorded_fits(records: list[dict], seed: int, lambda_: float) -> np.ndarray:
             r.get("seed") == seed
             and r.get("lambda") == lambda_
             and r.get("batch_size", 128) == 128
-            and r.get("n_layers", 5) == 5
+            and r.get("n_layers", 5) == r.get("n_layers_shared", 5) == 5
             and all(r.get(k) == v for k, v in SETTING.items())
         ):
             rho[r.get("refit")] = r["rho_truth"]  # a rerun of the same fit repeats its figures

@@ -96,6 +96,31 @@ def test_a_save_of_the_previous_format_is_refused_with_a_way_out(trained, tmp_pa
         IndiSeek.load(tmp_path / "m", trained.adata)
 
 
+def test_shared_and_specific_depths_are_set_apart(trained, tmp_path):
+    import json
+
+    from indiseek.model._save import _checksum
+
+    def depth(network):
+        return sum(isinstance(m, torch.nn.Linear) for m in network.modules())
+
+    shared, specific = trained.module.shared, trained.module.specific["rna"]
+    assert depth(shared.rna_encoder) == depth(shared.protein_encoder) == 4  # the default
+    assert depth(specific.encoder) == depth(specific.decoder) == 3  # n_layers of the fixture
+    # A save from before the shared stage had its own depth (one n_layers for every network) still loads.
+    mdata = trained.adata.copy()
+    IndiSeek.setup_mudata(mdata)
+    model = IndiSeek(mdata, n_shared=8, n_specific=6, n_hidden=16, n_layers=3, n_layers_shared=3, n_pcs=20)
+    model.train(max_epochs=1, batch_size=64, enable_progress_bar=False, seed=0)
+    model.save(tmp_path / "m")
+    info = json.loads((tmp_path / "m" / "model.json").read_text())
+    del info["init_params"]["non_kwargs"]["n_layers_shared"]
+    info["checksum"] = _checksum(info)
+    (tmp_path / "m" / "model.json").write_text(json.dumps(info))
+    loaded = IndiSeek.load(tmp_path / "m", mdata.copy())
+    np.testing.assert_array_equal(loaded.get_latent_representation(), model.get_latent_representation())
+
+
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes_trains_and_embeds(tmp_path):
     script = tmp_path / "ddp.py"

@@ -72,6 +72,10 @@ class IndiSeek(OutputsMixin, BaseModelClass):
     n_specific
         Dimension of the specific features ``Z``.
     %(param_network)s
+    n_layers_shared
+        Depth of the shared stage's two encoders (``n_layers`` sets that of the specific stages' networks). Four
+        layers, one fewer than the paper's, keep more of the antibodies' information in ``C_protein`` (see the
+        documentation's results page).
     %(param_lambda)s
         ``"auto"``: :meth:`train` fits the shared stage once, then the specific stages over the paper's grid
         10^-3 .. 10^3 (:meth:`sweep_lambda`), and keeps the lambda :func:`~indiseek.tl.select_lambda` chooses
@@ -110,6 +114,7 @@ class IndiSeek(OutputsMixin, BaseModelClass):
         n_specific: int = CITESEQ.n_specific,
         n_hidden: int = CITESEQ.n_hidden,
         n_layers: int = CITESEQ.n_layers,
+        n_layers_shared: int = CITESEQ.n_layers_shared,
         lambda_: float | str = CITESEQ.lambda_,
         temperature: float = CITESEQ.temperature,
         learn_temperature: bool = CITESEQ.learn_temperature,
@@ -149,7 +154,7 @@ class IndiSeek(OutputsMixin, BaseModelClass):
         check_bool(learn_temperature, "learn_temperature")
         check_bool(club_sample, "club_sample")
         check_club_estimator(club_estimator)
-        for name in ("n_shared", "n_specific", "n_hidden", "n_layers", "n_top_genes", "n_pcs"):
+        for name in ("n_shared", "n_specific", "n_hidden", "n_layers", "n_layers_shared", "n_top_genes", "n_pcs"):
             check_int(params[name], name, 1)
         self.method = method
         self.n_top_genes, self.n_pcs = params.pop("n_top_genes"), params.pop("n_pcs")

@@ -196,7 +196,9 @@ def load_model(cls, dir_path: str | Path, mdata: MuData | None, device: torch.de
             raise ValueError(f"No MuData was saved in {path}: pass the MuData to load the model with.")
         mdata = read_h5mu(path / _MDATA)
     cls.setup_mudata(mdata, **info["setup_args"])
-    model = cls(mdata, **info["init_params"]["non_kwargs"])
+    params = info["init_params"]["non_kwargs"]
+    params.setdefault("n_layers_shared", params["n_layers"])  # saves before it had its own depth: one for all
+    model = cls(mdata, **params)
     model.var_names_ = info["var_names"]  # the features the networks expect; queries are matched by name
     model.batches_ = info.get("batches")  # a query model's also holds the batches it was given
     model.module = IndiSeekModule(**info["shapes"], **model._module_kwargs)

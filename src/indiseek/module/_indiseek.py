@@ -33,7 +33,8 @@ class IndiSeekModule(SpecificStages):
     method
         ``"indiseek"``, ``"factorizedcl"``, ``"infodisen"`` or ``"clip"``.
     n_shared, n_specific, n_hidden, n_layers
-        Output dimensions of the shared and specific features; width and depth of every network.
+        Output dimensions of the shared and specific features; width of every network and depth of the specific
+        stages' networks.
     lambda_
         Weight of the capture term of the specific stage.
     temperature, learn_temperature, input_dropout
@@ -46,6 +47,8 @@ class IndiSeekModule(SpecificStages):
     n_batches
         Batches of the training cells; each batch's inputs are centred on its own means, and the CLIP negatives of
         a cell are the cells of its batch in the minibatch (minibatches then carry ``tensors["batch"]``).
+    n_layers_shared
+        Depth of the shared stage's encoders (``None``: ``n_layers``).
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class IndiSeekModule(SpecificStages):
         club_estimator: str,
         n_batches: int = 1,
         input_dropout: float = 0.0,
+        n_layers_shared: int | None = None,
     ):
         super().__init__()
         self.inputs = nn.ModuleDict(
@@ -76,8 +80,9 @@ class IndiSeekModule(SpecificStages):
             }
         )
         self.shared = SharedModule(
-            n_pcs, n_proteins, n_shared, n_hidden, n_layers, temperature, learn_temperature, input_dropout
-        )
+            n_pcs, n_proteins, n_shared, n_hidden, n_layers if n_layers_shared is None else n_layers_shared,
+            temperature, learn_temperature, input_dropout,
+        )  # fmt: skip
         objective = get_objective(method)
         self.specific = None
         if objective is not None:
