@@ -322,6 +322,7 @@ def main() -> None:
             "data": args.data,
             "seed": args.seed,
             "batch_size": CITESEQ.batch_size,
+            "n_layers_shared": CITESEQ.n_layers_shared,
             **TASKS[task](args.data, args.seed),
         }
         record |= {"seconds": round(time.perf_counter() - start, 1), "machine": platform.processor() or

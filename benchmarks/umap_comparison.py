@@ -5,7 +5,7 @@ IndiSeek with the ``indiseek run`` defaults and scvi-tools' TOTALVI with its own
 scanpy (15 neighbours with the scikit-learn transformer, :func:`scanpy.tl.umap`, seed 0): one row per representation,
 coloured by ``celltype.l1`` and ``celltype.l2``. What a picture shows is measured too: kNN accuracy (k = 15, 5-fold
 stratified) of the level-2 types from each representation and from its two UMAP coordinates alone, and k-means ARI (k =
-27) on the representation. Writes the figure (``--figure``) and appends one JSON line to ``--out``.
+27) on the representation. Writes the figure (``--figure``; ``""`` draws none) and appends one JSON line to ``--out``.
 
 Usage: ``python benchmarks/umap_comparison.py [--seed 0] [--n-cells 5000] [--figure docs/figures/simulation_umaps.png]
 [--out benchmarks/results/umap_comparison.jsonl]``
@@ -86,14 +86,16 @@ def main() -> None:
             sc.pl.umap(tmp, color=key, ax=axes[i, j], show=False, title=title, legend_loc=legend, size=8)
     fig.suptitle(f"{mdata.n_obs:,} simulated cells (seed {args.seed}), 27 level-2 types in 5 lineages")
     fig.tight_layout()
-    fig.savefig(args.figure, dpi=80)
+    if args.figure:
+        fig.savefig(args.figure, dpi=80)
     record = {
         "seed": args.seed,
         "n_cells": mdata.n_obs,
         "measures": measures,
         "train_seconds": {k: round(v, 1) for k, v in seconds.items()},
         "epochs_run": model.epochs_trained,
-        "figure": args.figure,
+        "defaults": {k: model.init_params_["non_kwargs"][k] for k in ("lambda_", "n_layers", "n_layers_shared")},
+        "figure": args.figure or None,
         "versions": versions(),
     }
     with open(args.out, "a") as fh:
