@@ -1,5 +1,6 @@
 """Training on scvi-tools' Lightning stack: arguments reach the trainer, early stopping, checkpoints, DDP, inputs."""
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -86,8 +87,6 @@ def test_prepared_inputs_match_scanpy(trained):
 
 
 def test_a_save_of_the_previous_format_is_refused_with_a_way_out(trained, tmp_path):
-    import json
-
     trained.save(tmp_path / "m")
     info = json.loads((tmp_path / "m" / "model.json").read_text())
     del info["format"]
@@ -97,8 +96,6 @@ def test_a_save_of_the_previous_format_is_refused_with_a_way_out(trained, tmp_pa
 
 
 def test_shared_and_specific_depths_are_set_apart(trained, tmp_path):
-    import json
-
     from indiseek.model._save import _checksum
 
     def depth(network):
@@ -110,7 +107,7 @@ def test_shared_and_specific_depths_are_set_apart(trained, tmp_path):
     # A save from before the shared stage had its own depth (one n_layers for every network) still loads.
     mdata = trained.adata.copy()
     IndiSeek.setup_mudata(mdata)
-    model = IndiSeek(mdata, n_shared=8, n_specific=6, n_hidden=16, n_layers=3, n_layers_shared=3, n_pcs=20)
+    model = IndiSeek(mdata, **SMALL, n_layers_shared=SMALL["n_layers"])
     model.train(max_epochs=1, batch_size=64, enable_progress_bar=False, seed=0)
     model.save(tmp_path / "m")
     info = json.loads((tmp_path / "m" / "model.json").read_text())
