@@ -19,9 +19,23 @@ import indiseek
 LIBRARIES = ("indiseek", "torch", "scvi-tools", "lightning", "numpy", "scipy", "scikit-learn", "scanpy", "muon")
 
 
+def processor() -> str:
+    """The processor's name, family and model: another generation of the same make runs other vector kernels in the
+    linear algebra, whose rounding the training carries into every figure."""
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return f"{fields.get('model name', '?')} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
+
+
 def versions() -> dict[str, str]:
-    """The versions of :data:`LIBRARIES` in this environment, for a record."""
-    return {name: version(name) for name in LIBRARIES}
+    """The versions of :data:`LIBRARIES` in this environment and the processor, for a record."""
+    return {name: version(name) for name in LIBRARIES} | {"cpu": processor()}
 
 
 def knn_accuracy(x: np.ndarray, labels: np.ndarray) -> float:
@@ -65,10 +79,13 @@ def kmeans_ari(x: np.ndarray, labels: np.ndarray) -> float:
     return float(adjusted_rand_score(labels, pred))
 
 
-def totalvi_latent(mdata, seed: int, accelerator: str = "cpu", protein: str = "prot") -> tuple[np.ndarray, float, int]:
+def totalvi_latent(
+    mdata, seed: int, accelerator: str = "cpu", protein: str = "prot", batch_key: str | None = None
+) -> tuple[np.ndarray, float, int]:
     """TOTALVI with its defaults on raw counts: latent space, training seconds and epochs run.
 
-    Sparse protein counts of ``mdata`` are made dense in place (TOTALVI needs them so).
+    Sparse protein counts of ``mdata`` are made dense in place (TOTALVI needs them so). ``batch_key``, a column of
+    ``mdata.obs``, is given to TOTALVI as its batch covariate.
     """
     import scvi
 
@@ -76,7 +93,11 @@ def totalvi_latent(mdata, seed: int, accelerator: str = "cpu", protein: str = "p
     x = mdata[protein].X
     if hasattr(x, "toarray"):  # TOTALVI's protein background prior needs dense counts
         mdata[protein].X = x.toarray()
-    scvi.model.TOTALVI.setup_mudata(mdata, modalities={"rna_layer": "rna", "protein_layer": protein})
+    modalities = {"rna_layer": "rna", "protein_layer": protein}
+    if batch_key is not None:  # TOTALVI reads the batch from a modality's obs
+        mdata["rna"].obs[batch_key] = mdata.obs[batch_key].to_numpy()
+        modalities["batch_key"] = "rna"
+    scvi.model.TOTALVI.setup_mudata(mdata, modalities=modalities, batch_key=batch_key)
     model = scvi.model.TOTALVI(mdata)
     start = time.perf_counter()
     model.train(accelerator=accelerator, enable_progress_bar=False)

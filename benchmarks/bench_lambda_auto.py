@@ -24,6 +24,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _biology import versions
+
+from indiseek.defaults import CITESEQ
 
 _RUN = (
     "import resource, sys, time, torch; torch.set_num_threads(1); from indiseek.cli import main; "
@@ -79,6 +82,7 @@ def main() -> None:
     mean = {k: float(np.mean([s[k] for s in singles])) for k in ("wall_seconds", "cpu_seconds")}
     record = {
         "data": "simulate_citeseq defaults, 5,000 cells, seed 0",
+        "defaults": {k: getattr(CITESEQ, k) for k in ("lambda_", "n_layers", "n_layers_shared", "batch_size")},
         "auto": auto_result,
         "single": singles,
         "single_mean_wall_seconds": round(mean["wall_seconds"], 1),
@@ -86,6 +90,7 @@ def main() -> None:
         "ratio_cpu_auto_to_single": round(auto_result["cpu_seconds"] / mean["cpu_seconds"], 2),
         "benchmark_seconds": round(total, 1),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "versions": versions(),
     }
     Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps(record))  # noqa: T201

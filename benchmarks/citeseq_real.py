@@ -53,6 +53,7 @@ def load(name: str, data: Path) -> tuple[md.MuData, str, str]:
     cells = mdata.obs_names[mdata.obs["batch"].isin(["p3_0", "p4_0"])]
     paired = md.MuData({"rna": mdata["rna"][cells].copy(), "adt": mdata["adt"][cells].copy()})
     paired.obs["celltype"] = mdata.obs.loc[cells, "celltype"].astype(str).values
+    paired.obs["batch"] = mdata.obs.loc[cells, "batch"].astype(str).values  # the two donors
     return paired, "adt", "celltype"
 
 
