@@ -60,15 +60,11 @@ def machine(threads: int, accelerator: str) -> dict:
 
     with open("/proc/meminfo") as fh:
         total_kb = int(fh.readline().split()[1])
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
-    except OSError:
-        pass
+    from _biology import processor
+
     info = {
         "platform": platform.platform(),
-        "cpu": cpu,
+        "cpu": processor(),
         "cpu_count": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)),
         "torch_threads": threads,
