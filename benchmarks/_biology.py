@@ -79,10 +79,8 @@ def kmeans_ari(x: np.ndarray, labels: np.ndarray) -> float:
     return float(adjusted_rand_score(labels, pred))
 
 
-def totalvi_latent(
-    mdata, seed: int, accelerator: str = "cpu", protein: str = "prot", batch_key: str | None = None
-) -> tuple[np.ndarray, float, int]:
-    """TOTALVI with its defaults on raw counts: latent space, training seconds and epochs run.
+def totalvi_model(mdata, seed: int, protein: str = "prot", batch_key: str | None = None, accelerator: str = "cpu"):
+    """TOTALVI with its defaults on raw counts, trained; and its training seconds.
 
     Sparse protein counts of ``mdata`` are made dense in place (TOTALVI needs them so). ``batch_key``, a column of
     ``mdata.obs``, is given to TOTALVI as its batch covariate.
@@ -101,5 +99,12 @@ def totalvi_latent(
     model = scvi.model.TOTALVI(mdata)
     start = time.perf_counter()
     model.train(accelerator=accelerator, enable_progress_bar=False)
-    train_s = time.perf_counter() - start
+    return model, time.perf_counter() - start
+
+
+def totalvi_latent(
+    mdata, seed: int, accelerator: str = "cpu", protein: str = "prot", batch_key: str | None = None
+) -> tuple[np.ndarray, float, int]:
+    """:func:`totalvi_model`'s latent space, training seconds and epochs run."""
+    model, train_s = totalvi_model(mdata, seed, protein, batch_key, accelerator)
     return model.get_latent_representation(), train_s, len(model.history["elbo_train"])

@@ -151,6 +151,7 @@ def run_size(args: argparse.Namespace) -> None:
 
     import indiseek
     from indiseek import IndiSeek
+    from indiseek.defaults import CITESEQ
 
     n = args.child
     record = _Record(Path(args.record), n_cells=n, n_genes=args.n_genes, n_proteins=25, neighbors=args.neighbors)
@@ -181,7 +182,8 @@ def run_size(args: argparse.Namespace) -> None:
         record.data["seconds"][f"{stage}_epoch"] = round(timer.seconds[stage][0], 3)
     record.data["seconds"]["inputs"] = round(model.train_times_["inputs"], 3)
     record.data["train_seconds"] = record.data["seconds"].pop("train")
-    record.data["batch_size"] = 128
+    record.data["batch_size"] = CITESEQ.batch_size
+    record.data["n_layers_shared"] = CITESEQ.n_layers_shared
     record.data["device"] = str(model.device)
     record.write()
 
@@ -223,6 +225,8 @@ def fit(records: list[dict]) -> dict:
 
 
 def main() -> None:
+    from indiseek.defaults import CITESEQ
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--n-genes", type=int, default=1000)
@@ -284,7 +288,13 @@ def main() -> None:
         "command": "python benchmarks/bench_scale.py " + " ".join(sys.argv[1:]),
         "machine": machine(args.threads, args.accelerator),
         "simulation": {"n_genes": args.n_genes, "n_proteins": 25, "library_size_median": 3000, "seed": 0},
-        "training": {"max_epochs": 1, "early_stopping": False, "batch_size": 128, "train_size": 0.9},
+        "training": {
+            "max_epochs": 1,
+            "early_stopping": False,
+            "batch_size": CITESEQ.batch_size,
+            "n_layers_shared": CITESEQ.n_layers_shared,
+            "train_size": CITESEQ.train_size,
+        },
         "malloc_mmap_threshold": args.malloc_mmap_threshold,
         "environment": {
             k: v for k, v in env.items() if k.startswith(("OMP_", "MKL_", "OPENBLAS_", "NUMBA_", "MALLOC_"))

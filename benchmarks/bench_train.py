@@ -18,10 +18,12 @@ import time
 
 import numpy as np
 import torch
+from _biology import processor
 from lightning.pytorch.callbacks import Callback
 
 import indiseek
 from indiseek import IndiSeek
+from indiseek.defaults import CITESEQ
 from indiseek.module import encoder_parameters, estimator_parameters
 
 
@@ -86,23 +88,26 @@ def main() -> None:
     IndiSeek.setup_mudata(mdata)
     model = IndiSeek(mdata)
     timer = EpochTimer()
-    batch_size, lr = 128, 1e-3
-    model.train(max_epochs=args.epochs, batch_size=batch_size, lr=lr, early_stopping=False, seed=0,
-                accelerator=args.accelerator, callbacks=[timer], enable_progress_bar=False)  # fmt: skip
-    plain = plain_epochs(model, args.epochs, batch_size, lr, n_q_steps=5)
+    batch_size, lr, n_q_steps = CITESEQ.batch_size, CITESEQ.lr, CITESEQ.n_estimator_steps  # the defaults
+    model.train(max_epochs=args.epochs, early_stopping=False, seed=0, accelerator=args.accelerator,
+                callbacks=[timer], enable_progress_bar=False)  # fmt: skip
+    plain = plain_epochs(model, args.epochs, batch_size, lr, n_q_steps)
     # the first epoch of each includes warm-up (allocations, the stack's first pass): compare the median of the rest
     stack_s = float(np.median(timer.seconds["specific"][1:]))
     plain_s = float(np.median(plain[1:]))
     record = {
-        "benchmark": "specific stage of both modalities, one epoch (encoder step + 5 CLUB steps per batch)",
+        "benchmark": "specific stage of both modalities, one epoch (encoder step + CLUB estimator steps per batch)",
         "n_cells": args.n_cells,
         "n_genes": int(mdata["rna"].n_vars),
         "batch_size": batch_size,
+        "lr": lr,
+        "n_estimator_steps": n_q_steps,
+        "n_layers_shared": CITESEQ.n_layers_shared,
         "device": str(model.device),
         "threads": args.threads,
         "torch": torch.__version__,
         "machine": platform.machine(),
-        "processor": platform.processor(),
+        "processor": processor(),
         "stack_epoch_seconds": stack_s,
         "plain_epoch_seconds": plain_s,
         "stack_epoch_seconds_all": timer.seconds["specific"],

@@ -38,7 +38,7 @@ import pandas as pd
 import scanpy as sc
 import scvi
 import torch
-from _biology import knn_accuracy
+from _biology import knn_accuracy, totalvi_model
 from anndata import AnnData
 from sklearn.neighbors import KNeighborsRegressor
 
@@ -89,20 +89,9 @@ def _indiseek(mdata: md.MuData, prot: str, seed: int, batch_key: str | None, **t
     return model
 
 
-def _totalvi(mdata: md.MuData, prot: str, seed: int, batch_key: str | None = "batch"):
-    scvi.settings.seed = seed
-    scvi.model.TOTALVI.setup_mudata(mdata, modalities={"rna_layer": "rna", "protein_layer": prot,
-                                                        "batch_key": "rna" if batch_key else None},
-                                    batch_key=batch_key)  # fmt: skip
-    model = scvi.model.TOTALVI(mdata)
-    model.train(**FIT)
-    return model
-
-
 def integration(data: str, seed: int) -> dict:
     mdata, prot, label = _load(data, seed)
     mdata = _paired(mdata, prot)
-    mdata["rna"].obs["batch"] = mdata.obs["batch"].to_numpy()
     reps, seconds = {"inputs": _inputs(mdata, prot)}, {}
     for name, batch_key in (("indiseek", None), ("indiseek_batch", "batch")):
         copy = mdata.copy()
@@ -112,7 +101,7 @@ def integration(data: str, seed: int) -> dict:
         reps[name] = model.get_latent_representation()
         reps[name + "_shared_rna"] = model.get_latent_representation(modality="rna", kind="shared")
     start = time.perf_counter()
-    totalvi = _totalvi(mdata.copy(), prot, seed)
+    totalvi, _ = totalvi_model(mdata.copy(), seed, prot, "batch")
     seconds["totalvi_batch"] = time.perf_counter() - start
     reps["totalvi_batch"] = totalvi.get_latent_representation()
     for name, x in reps.items():
@@ -152,12 +141,11 @@ def imputation(data: str, seed: int) -> dict:
     batch = hidden.obs["batch"].astype(str).to_numpy().copy()
     batch[held] = np.char.add(batch[held].astype(str), "_heldout")
     hidden.obs["batch"] = pd.Categorical(batch)
-    hidden["rna"].obs["batch"] = hidden.obs["batch"].to_numpy()
     x = _dense(hidden[prot].X).copy()
     x[held] = 0
     hidden[prot].X = x
     start = time.perf_counter()
-    totalvi = _totalvi(hidden, prot, seed)
+    totalvi, _ = totalvi_model(hidden, seed, prot, "batch")
     seconds["totalvi"] = time.perf_counter() - start
     rows = np.flatnonzero(held)
     original = mdata.obs["batch"].astype(str).to_numpy()[held]
@@ -207,7 +195,7 @@ def transfer(data: str, seed: int) -> dict:
     reps["inputs"] = (np.c_[pcs[0] / pcs[0].std(), clr_ref / clr_ref.std()],
                       np.c_[pcs[1] / pcs[0].std(), clr_query / clr_ref.std()])  # fmt: skip
 
-    totalvi = _totalvi(reference, prot, seed)
+    totalvi, _ = totalvi_model(reference, seed, prot, "batch")
     query_vi = scvi.model.TOTALVI.load_query_data(query, totalvi)
     query_vi.train(max_epochs=200, plan_kwargs={"weight_decay": 0.0}, **FIT)
     reps["totalvi_scarches"] = (totalvi.get_latent_representation(), query_vi.get_latent_representation())
@@ -279,8 +267,7 @@ def unpaired(data: str, seed: int) -> dict:
     vi = md.MuData({"rna": mdata["rna"][names].copy(), prot: AnnData(x, obs=pd.DataFrame(index=names),
                                                                      var=mdata[prot].var.copy())})  # fmt: skip
     vi.obs["batch"] = pd.Categorical(mdata.obs.loc[names, "batch"].astype(str))
-    vi["rna"].obs["batch"] = vi.obs["batch"].to_numpy()
-    totalvi = _totalvi(vi, prot, seed)
+    totalvi, _ = totalvi_model(vi, seed, prot, "batch")
     latent = totalvi.get_latent_representation()
     in_pairs = paired[keep]
     accuracy["rna_only:totalvi"] = _transfer_accuracy(
