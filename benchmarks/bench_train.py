@@ -3,9 +3,10 @@
 The stack: :meth:`indiseek.IndiSeek.train` (a ``DataSplitter`` of raw counts from the registry, the input
 preparation applied per minibatch, ``SpecificTrainingPlan`` run by ``TrainRunner``). The plain loop: the same
 networks, batch size and updates (one encoder step, then the estimator's steps) on inputs prepared once and held
-as tensors, batches cut by indexing, no Lightning. Writes JSON with the ratio.
+as tensors, batches cut by indexing, no Lightning. Each of ``--repeats`` measurements trains a fresh model and
+times both; writes JSON with every ratio and their median.
 
-Usage: ``python benchmarks/bench_train.py [--n-cells 5000] [--epochs 5] [--threads 1] [--accelerator cpu]
+Usage: ``python benchmarks/bench_train.py [--n-cells 5000] [--epochs 5] [--threads 1] [--accelerator cpu] [--repeats 5]
 [--out benchmarks/results/bench_train.json]``
 """
 
@@ -81,20 +82,24 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--accelerator", default="cpu")
+    parser.add_argument("--repeats", type=int, default=5, help="Measurements of both, in one process.")
     parser.add_argument("--out", default="benchmarks/results/bench_train.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     mdata = indiseek.datasets.simulate_citeseq(n_cells=args.n_cells, seed=0, progress_bar=False)
     IndiSeek.setup_mudata(mdata)
-    model = IndiSeek(mdata)
-    timer = EpochTimer()
     batch_size, lr, n_q_steps = CITESEQ.batch_size, CITESEQ.lr, CITESEQ.n_estimator_steps  # the defaults
-    model.train(max_epochs=args.epochs, early_stopping=False, seed=0, accelerator=args.accelerator,
-                callbacks=[timer], enable_progress_bar=False)  # fmt: skip
-    plain = plain_epochs(model, args.epochs, batch_size, lr, n_q_steps)
-    # the first epoch of each includes warm-up (allocations, the stack's first pass): compare the median of the rest
-    stack_s = float(np.median(timer.seconds["specific"][1:]))
-    plain_s = float(np.median(plain[1:]))
+    stack, plain, shared = [], [], []
+    for _ in range(args.repeats):  # stack and loop one after the other, so that both meet the machine's drift alike
+        model, timer = IndiSeek(mdata), EpochTimer()
+        model.train(max_epochs=args.epochs, early_stopping=False, seed=0, accelerator=args.accelerator,
+                    callbacks=[timer], enable_progress_bar=False)  # fmt: skip
+        loop = plain_epochs(model, args.epochs, batch_size, lr, n_q_steps)
+        # the first epoch of each includes warm-up (allocations, the stack's first pass): the median of the rest
+        stack.append(float(np.median(timer.seconds["specific"][1:])))
+        plain.append(float(np.median(loop[1:])))
+        shared.append(float(np.median(timer.seconds["shared"][1:])))
+    ratios = [a / b for a, b in zip(stack, plain, strict=True)]
     record = {
         "benchmark": "specific stage of both modalities, one epoch (encoder step + CLUB estimator steps per batch)",
         "n_cells": args.n_cells,
@@ -108,12 +113,15 @@ def main() -> None:
         "torch": torch.__version__,
         "machine": platform.machine(),
         "processor": processor(),
-        "stack_epoch_seconds": stack_s,
-        "plain_epoch_seconds": plain_s,
-        "stack_epoch_seconds_all": timer.seconds["specific"],
+        "repeats": args.repeats,
+        "stack_epoch_seconds_all": stack,
         "plain_epoch_seconds_all": plain,
-        "shared_stage_epoch_seconds": float(np.median(timer.seconds["shared"][1:])),
-        "stack_over_plain": stack_s / plain_s,
+        "stack_over_plain_all": ratios,
+        "shared_stage_epoch_seconds_all": shared,
+        "stack_epoch_seconds": float(np.median(stack)),
+        "plain_epoch_seconds": float(np.median(plain)),
+        "shared_stage_epoch_seconds": float(np.median(shared)),
+        "stack_over_plain": float(np.median(ratios)),
     }
     with open(args.out, "w") as fh:
         json.dump(record, fh, indent=1)

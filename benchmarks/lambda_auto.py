@@ -6,11 +6,14 @@ For each simulated data set (``simulate_citeseq`` defaults, 5,000 cells, one per
 the grid: Spearman's rho of per-type mean theta against the truth (simulation) or the mean WNN RNA weight (real
 files), and kNN accuracy (k = 15, 5-fold) of the finest labels from ``X_indiseek``. Records the chosen lambda, the
 best lambda of the grid for each measure and the gaps. On simulated data it also trains one model at the default
-lambda and records the ratio of training times (automatic / single). Appends one JSON line per data set to
+lambda and records the ratio of training times (automatic / single). ``--refits N`` sweeps the specific stages N more
+times on the same shared stage, each from another initialisation (seeds 1000 + k), chooses again and measures again,
+and records each measure's mean per lambda over the fits, its mean at the lambdas the fits chose and the gap between
+them: one fit per lambda makes the grid's best partly the luckiest fit. Appends one JSON line per data set to
 ``--out``.
 
 Usage: ``python benchmarks/lambda_auto.py --data sim --seed 0`` or ``--data pbmc5k`` / ``--data mosaic``
-``[--max-epochs 100] [--out benchmarks/results/lambda_auto.jsonl]``
+``[--max-epochs 100] [--refits 0] [--out benchmarks/results/lambda_auto.jsonl]``
 """
 
 from __future__ import annotations
@@ -30,12 +33,48 @@ from indiseek import IndiSeek
 from indiseek.defaults import CITESEQ
 
 
+def measure(model: IndiSeek, mdata, label_key: str, labels: np.ndarray, truth: dict | None) -> dict[float, dict]:
+    """rho of theta (against the truth or the WNN ranking) and kNN accuracy at every lambda of the model's sweep."""
+    per_lambda = {}
+    for lambda_ in model.lambda_sweep_.index:
+        model.use_lambda(lambda_)
+        model.write_embeddings()
+        indiseek.tl.theta_scores(mdata, label_key=label_key)
+        if truth is not None:
+            rho, _ = indiseek.tl.rank_correlation(mdata, reference=truth)
+        else:
+            rho, _ = indiseek.tl.rank_correlation(mdata, groupby=label_key)
+        per_lambda[float(lambda_)] = {
+            "rho": round(rho, 3),
+            "knn": round(knn_accuracy(mdata.obsm["X_indiseek"], labels), 3),
+        }
+    return per_lambda
+
+
+def gaps(fits: list[tuple[float, dict[float, dict]]]) -> dict:
+    """Over fits (the chosen lambda and the measures at every lambda of each): each measure's mean per lambda, its
+    mean at the lambda each fit chose, and the gap between the two (the best lambda's mean minus the chosen's)."""
+    out = {}
+    for measure in ("rho", "knn"):
+        mean = {k: float(np.mean([f[k][measure] for _, f in fits])) for k in fits[0][1]}
+        best = max(mean, key=lambda k: (np.nan_to_num(mean[k], nan=-np.inf), -k))
+        chosen = float(np.mean([f[c][measure] for c, f in fits]))
+        out[f"{measure}_mean_per_lambda"] = {f"{k:g}": round(v, 3) for k, v in mean.items()}
+        out[f"best_lambda_{measure}_mean"] = best
+        out[f"{measure}_chosen_mean"] = round(chosen, 3)
+        out[f"{measure}_gap_to_best_mean"] = round(mean[best] - chosen, 3)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="sim", choices=["sim", "pbmc5k", "mosaic"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-epochs", type=int, default=CITESEQ.max_epochs)
     parser.add_argument("--real", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "real"))
+    parser.add_argument(
+        "--refits", type=int, default=0, help="Sweeps again from N other initialisations (seeds 1000+)."
+    )
     parser.add_argument("--out", default="benchmarks/results/lambda_auto.jsonl")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -55,19 +94,7 @@ def main() -> None:
     model.train(max_epochs=args.max_epochs, batch_size=batch_size, seed=args.seed, enable_progress_bar=False)
     auto_s = time.perf_counter() - start
 
-    per_lambda = {}
-    for lambda_ in model.lambda_sweep_.index:
-        model.use_lambda(lambda_)
-        model.write_embeddings()
-        indiseek.tl.theta_scores(mdata, label_key=label_key)
-        if truth is not None:
-            rho, _ = indiseek.tl.rank_correlation(mdata, reference=truth)
-        else:
-            rho, _ = indiseek.tl.rank_correlation(mdata, groupby=label_key)
-        per_lambda[float(lambda_)] = {
-            "rho": round(rho, 3),
-            "knn": round(knn_accuracy(mdata.obsm["X_indiseek"], labels), 3),
-        }
+    per_lambda = measure(model, mdata, label_key, labels, truth)
     chosen = model.lambda_choice_["lambda"]
     record = {
         "data": args.data,
@@ -87,13 +114,23 @@ def main() -> None:
         "per_lambda": {f"{k:g}": v for k, v in per_lambda.items()},
         "rho_reference": "truth" if truth is not None else "mean WNN RNA weight",
     }
-    for measure in ("rho", "knn"):
-        values = {k: v[measure] for k, v in per_lambda.items()}
+    for name in ("rho", "knn"):
+        values = {k: v[name] for k, v in per_lambda.items()}
         best = max(values, key=lambda k: (np.nan_to_num(values[k], nan=-np.inf), -k))
-        record[f"best_lambda_{measure}"] = best
-        record[f"{measure}_chosen"] = values[chosen]
-        record[f"{measure}_gap_to_best"] = round(values[best] - values[chosen], 3)
+        record[f"best_lambda_{name}"] = best
+        record[f"{name}_chosen"] = values[chosen]
+        record[f"{name}_gap_to_best"] = round(values[best] - values[chosen], 3)
     record["auto_train_seconds"] = round(auto_s, 1)
+    fits = [(chosen, per_lambda)]
+    for k in range(args.refits):  # the same shared stage, the sweep from another initialisation
+        model.sweep_lambda(max_epochs=args.max_epochs, batch_size=batch_size, seed=1000 + k, enable_progress_bar=False)
+        fits.append((model.lambda_choice_["lambda"], measure(model, mdata, label_key, labels, truth)))
+    if args.refits:
+        record["refits"] = [
+            {"seed": 1000 + k, "chosen_lambda": c, "per_lambda": {f"{lam:g}": v for lam, v in f.items()}}
+            for k, (c, f) in enumerate(fits[1:])
+        ]
+        record |= gaps(fits)
     if args.data == "sim":
         single = IndiSeek(mdata)
         start = time.perf_counter()
