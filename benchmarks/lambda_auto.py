@@ -55,14 +55,14 @@ def gaps(fits: list[tuple[float, dict[float, dict]]]) -> dict:
     """Over fits (the chosen lambda and the measures at every lambda of each): each measure's mean per lambda, its
     mean at the lambda each fit chose, and the gap between the two (the best lambda's mean minus the chosen's)."""
     out = {}
-    for measure in ("rho", "knn"):
-        mean = {k: float(np.mean([f[k][measure] for _, f in fits])) for k in fits[0][1]}
+    for name in ("rho", "knn"):
+        mean = {k: float(np.mean([f[k][name] for _, f in fits])) for k in fits[0][1]}
         best = max(mean, key=lambda k: (np.nan_to_num(mean[k], nan=-np.inf), -k))
-        chosen = float(np.mean([f[c][measure] for c, f in fits]))
-        out[f"{measure}_mean_per_lambda"] = {f"{k:g}": round(v, 3) for k, v in mean.items()}
-        out[f"best_lambda_{measure}_mean"] = best
-        out[f"{measure}_chosen_mean"] = round(chosen, 3)
-        out[f"{measure}_gap_to_best_mean"] = round(mean[best] - chosen, 3)
+        chosen = float(np.mean([f[c][name] for c, f in fits]))
+        out[f"{name}_mean_per_lambda"] = {f"{k:g}": round(v, 3) for k, v in mean.items()}
+        out[f"best_lambda_{name}_mean"] = best
+        out[f"{name}_chosen_mean"] = round(chosen, 3)
+        out[f"{name}_gap_to_best_mean"] = round(mean[best] - chosen, 3)
     return out
 
 
