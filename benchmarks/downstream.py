@@ -38,7 +38,7 @@ import pandas as pd
 import scanpy as sc
 import scvi
 import torch
-from _biology import knn_accuracy, totalvi_model
+from _biology import knn_accuracy, totalvi_model, versions
 from anndata import AnnData
 from sklearn.neighbors import KNeighborsRegressor
 
@@ -313,7 +313,7 @@ def main() -> None:
             **TASKS[task](args.data, args.seed),
         }
         record |= {"seconds": round(time.perf_counter() - start, 1), "machine": platform.processor() or
-                   platform.machine(), "threads": torch.get_num_threads()}  # fmt: skip
+                   platform.machine(), "threads": torch.get_num_threads(), "versions": versions()}  # fmt: skip
         with open(args.out, "a") as fh:
             fh.write(json.dumps(record) + "\n")
         print(json.dumps(record))  # noqa: T201
