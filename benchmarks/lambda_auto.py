@@ -51,18 +51,23 @@ def measure(model: IndiSeek, mdata, label_key: str, labels: np.ndarray, truth: d
     return per_lambda
 
 
+def best(values: dict[float, float]) -> float:
+    """The lambda of the highest value (NaN lowest; of equals, the smallest lambda)."""
+    return max(values, key=lambda k: (np.nan_to_num(values[k], nan=-np.inf), -k))
+
+
 def gaps(fits: list[tuple[float, dict[float, dict]]]) -> dict:
     """Over fits (the chosen lambda and the measures at every lambda of each): each measure's mean per lambda, its
     mean at the lambda each fit chose, and the gap between the two (the best lambda's mean minus the chosen's)."""
     out = {}
     for name in ("rho", "knn"):
         mean = {k: float(np.mean([f[k][name] for _, f in fits])) for k in fits[0][1]}
-        best = max(mean, key=lambda k: (np.nan_to_num(mean[k], nan=-np.inf), -k))
+        top = best(mean)
         chosen = float(np.mean([f[c][name] for c, f in fits]))
         out[f"{name}_mean_per_lambda"] = {f"{k:g}": round(v, 3) for k, v in mean.items()}
-        out[f"best_lambda_{name}_mean"] = best
+        out[f"best_lambda_{name}_mean"] = top
         out[f"{name}_chosen_mean"] = round(chosen, 3)
-        out[f"{name}_gap_to_best_mean"] = round(mean[best] - chosen, 3)
+        out[f"{name}_gap_to_best_mean"] = round(mean[top] - chosen, 3)
     return out
 
 
@@ -116,10 +121,10 @@ def main() -> None:
     }
     for name in ("rho", "knn"):
         values = {k: v[name] for k, v in per_lambda.items()}
-        best = max(values, key=lambda k: (np.nan_to_num(values[k], nan=-np.inf), -k))
-        record[f"best_lambda_{name}"] = best
+        top = best(values)
+        record[f"best_lambda_{name}"] = top
         record[f"{name}_chosen"] = values[chosen]
-        record[f"{name}_gap_to_best"] = round(values[best] - values[chosen], 3)
+        record[f"{name}_gap_to_best"] = round(values[top] - values[chosen], 3)
     record["auto_train_seconds"] = round(auto_s, 1)
     fits = [(chosen, per_lambda)]
     for k in range(args.refits):  # the same shared stage, the sweep from another initialisation

@@ -87,7 +87,7 @@ def main() -> None:
 
     obs = mdata.obs[colours].astype(str).astype("category")
     fig, axes = plt.subplots(len(reps), len(colours), figsize=(6 * len(colours), 4.2 * len(reps)), squeeze=False)
-    measures = {}
+    measures, size = {}, 8 if mdata.n_obs > 2000 else 30  # points' size in the UMAPs
     for i, (name, x) in enumerate(reps.items()):
         tmp = umap(x, obs)
         measures[name] = {
@@ -101,7 +101,6 @@ def main() -> None:
             if key == finest:
                 m = measures[name]
                 panel += f"\nkNN {m['knn']:.2f} (UMAP {m['knn_umap']:.2f}), ARI {m['ari']:.2f}"
-            size = 8 if mdata.n_obs > 2000 else 30
             sc.pl.umap(tmp, color=key, ax=axes[i, j], show=False, title=panel, legend_loc=legend, size=size)
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 1, 0.98))  # room for the title above the first row
