@@ -111,7 +111,7 @@ def run(
     return record | {
         "defaults": {
             k: model.init_params_["non_kwargs"][k]
-            for k in ("lambda_", "n_pcs", "input_dropout", "n_layers", "n_layers_shared")
+            for k in ("lambda_", "n_pcs", "n_protein_pcs", "input_dropout", "n_layers", "n_layers_shared")
         },
         "epochs_run": model.epochs_trained,
         "rho_theta_vs_wnn": round(rho, 3),

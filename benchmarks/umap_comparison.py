@@ -114,7 +114,9 @@ def main() -> None:
         "measures": measures,
         "train_seconds": {k: round(v, 1) for k, v in seconds.items()},
         "epochs_run": model.epochs_trained,
-        "defaults": {k: model.init_params_["non_kwargs"][k] for k in ("lambda_", "n_layers", "n_layers_shared")},
+        "defaults": {
+            k: model.init_params_["non_kwargs"][k] for k in ("lambda_", "n_layers", "n_layers_shared", "n_protein_pcs")
+        },
         "figure": args.figure or None,
         "versions": versions(),
     }

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import scanpy as sc
+from sklearn.decomposition import PCA
 
 import indiseek
 from indiseek import IndiSeek
@@ -84,6 +85,26 @@ def test_save_load_round_trip(trained, tmp_path):
     trained.save(path, overwrite=True, save_mudata=True)
     reloaded = IndiSeek.load(path)
     np.testing.assert_array_equal(reloaded.get_latent_representation(), trained.get_latent_representation())
+
+
+def test_protein_inputs_centred_clr_or_principal_components(small_mdata, trained, tmp_path):
+    """Up to n_protein_pcs antibodies enter as their centred CLR; a larger panel as the CLR's leading principal
+    components, while the imputed protein and a saved model still hold every antibody."""
+    train = np.sort(trained.train_indices_)
+    clr = indiseek.pp.clr(trained.adata["prot"].X)  # 12 antibodies, fewer than the default 50
+    np.testing.assert_allclose(trained.get_prepared_inputs(modality="protein"), clr - clr[train].mean(0), atol=1e-5)
+
+    mdata, model = _fresh(small_mdata, n_protein_pcs=5)
+    model.train(max_epochs=2, batch_size=64, enable_progress_bar=False, seed=0)
+    train = np.sort(model.train_indices_)
+    pca = PCA(5).fit(clr[train])
+    x = model.get_prepared_inputs(modality="protein")
+    np.testing.assert_allclose(np.abs(x), np.abs(pca.transform(clr)), atol=1e-4)  # the sign of a component is free
+    assert list(model.get_imputed_protein().columns) == list(mdata["prot"].var_names)
+    model.save(tmp_path / "model_dir")
+    loaded = IndiSeek.load(tmp_path / "model_dir", mdata.copy())
+    np.testing.assert_array_equal(loaded.get_latent_representation(), model.get_latent_representation())
+    assert loaded.get_prepared_inputs(modality="protein").shape == (mdata.n_obs, 5)
 
 
 def test_failed_save_keeps_previous(trained, tmp_path, monkeypatch):

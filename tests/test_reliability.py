@@ -276,6 +276,7 @@ def test_model_needs_setup(small_mdata):
         ({"n_specific": 0}, "n_specific"),
         ({"n_top_genes": -5}, "n_top_genes"),
         ({"n_pcs": 0}, "n_pcs"),
+        ({"n_protein_pcs": 0}, "n_protein_pcs"),
         ({"lambda_": float("nan")}, "lambda_"),
         ({"lambda_": "10"}, "lambda_"),
         ({"temperature": 0.0}, "temperature"),

@@ -93,6 +93,8 @@ class CiteseqDefaults(SpecificDefaults):
         Probability of zeroing each input feature of a cell in a shared-stage training step (augmentation).
     n_top_genes, n_pcs
         Highly variable genes and principal components of the RNA inputs (paper: 200 components).
+    n_protein_pcs
+        Principal components of the protein inputs of panels with more antibodies than that.
     early_stopping_patience
         Epochs without improvement of the validation loss before a stage stops.
     """
@@ -114,6 +116,7 @@ class CiteseqDefaults(SpecificDefaults):
     input_dropout: float = 0.3
     n_top_genes: int = 2000
     n_pcs: int = 50
+    n_protein_pcs: int | None = 50
 
 
 #: Defaults on CITE-seq data (:class:`~indiseek.IndiSeek`, ``indiseek run``), chosen by measurement (the documentation's

@@ -57,7 +57,8 @@ class IndiSeek(OutputsMixin, BaseModelClass):
 
     Inputs are prepared as in the paper, fitted on the training cells and stored with the model: RNA counts are
     normalised per cell, ``log1p``-transformed, reduced to highly variable genes and projected on principal
-    components; protein counts are centred log-ratio transformed per cell and centred.
+    components; protein counts are centred log-ratio transformed per cell and centred (and, for panels of more than
+    ``n_protein_pcs`` antibodies, projected on principal components).
 
     Parameters
     ----------
@@ -93,6 +94,10 @@ class IndiSeek(OutputsMixin, BaseModelClass):
     %(param_club)s
     n_top_genes, n_pcs
         Highly variable genes and principal components of the RNA inputs (paper: 200 components).
+    n_protein_pcs
+        Panels of more antibodies than this enter as the principal components of their centred CLR; smaller panels
+        (the paper's 25 antibodies) as the centred CLR itself. ``None`` keeps every antibody's CLR. On a panel of
+        224 antibodies the components denoise what CLIP aligns (see the documentation's results page).
 
     Examples
     --------
@@ -124,6 +129,7 @@ class IndiSeek(OutputsMixin, BaseModelClass):
         club_estimator: str = CITESEQ.club_estimator,
         n_top_genes: int = CITESEQ.n_top_genes,
         n_pcs: int = CITESEQ.n_pcs,
+        n_protein_pcs: int | None = CITESEQ.n_protein_pcs,
     ):
         registered = self._registered(mdata)
         if registered is None:
@@ -156,8 +162,11 @@ class IndiSeek(OutputsMixin, BaseModelClass):
         check_club_estimator(club_estimator)
         for name in ("n_shared", "n_specific", "n_hidden", "n_layers", "n_layers_shared", "n_top_genes", "n_pcs"):
             check_int(params[name], name, 1)
+        if n_protein_pcs is not None:
+            check_int(n_protein_pcs, "n_protein_pcs", 1)
         self.method = method
         self.n_top_genes, self.n_pcs = params.pop("n_top_genes"), params.pop("n_pcs")
+        self.n_protein_pcs = params.pop("n_protein_pcs")
         self._module_kwargs = params
         rna, protein = self._modality_keys()
         self.var_names_ = {"rna": list(mdata[rna].var_names), "protein": list(mdata[protein].var_names)}
@@ -499,11 +508,13 @@ class IndiSeek(OutputsMixin, BaseModelClass):
                     "cells or use a larger train_size."
                 )
         fitted = {"rna": fit_rna_inputs(rna, self.n_top_genes, self.n_pcs, batch, rows=idx),
-                  "protein": fit_protein_inputs(protein[idx], batch)}  # fmt: skip
+                  "protein": fit_protein_inputs(protein[idx], batch, self.n_protein_pcs)}  # fmt: skip
+        components = fitted["protein"].get("components")
         module = IndiSeekModule(
             n_genes=rna.shape[1], n_selected_genes=len(fitted["rna"]["genes"]),
             n_pcs=fitted["rna"]["components"].shape[0], n_proteins=protein.shape[1],
-            n_batches=len(self.batches_ or [None]), **self._module_kwargs,
+            n_protein_pcs=None if components is None else components.shape[0], n_batches=len(self.batches_ or [None]),
+            **self._module_kwargs,
         )  # fmt: skip
         for modality, arrays in fitted.items():
             for name, value in arrays.items():

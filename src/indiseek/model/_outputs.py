@@ -146,7 +146,8 @@ class OutputsMixin:
 
     @torch.no_grad()
     def get_prepared_inputs(self, mdata: MuData | None = None, modality: str = "rna", batch_size: int = 4096):
-        """The inputs ``X_i`` the networks see: RNA principal components or centred protein CLR, ``(n_cells, dim)``.
+        """The inputs ``X_i`` the networks see: RNA principal components, centred protein CLR (or its principal
+        components, see ``n_protein_pcs``), ``(n_cells, dim)``.
 
         Prepared with the transformation fitted on the training cells, e.g. to measure completeness
         (:func:`~indiseek.tl.diagnostics`). Cells without the modality get NaN rows.
@@ -204,7 +205,7 @@ class OutputsMixin:
         rows, x, codes = counts["protein"]
         order = np.argsort(rows)[train]
         inputs = self.module.inputs["protein"]
-        measured = np.concatenate([inputs(*chunk).cpu().numpy() for chunk in self._chunks(
+        measured = np.concatenate([inputs.centred(*chunk).cpu().numpy() for chunk in self._chunks(
             x[order], None if codes is None else codes[order], batch_size)])  # fmt: skip
         # neighbours' CLR with their batch's centre removed, then the imputed cell's own batch centre added
         centre = inputs.mean[None].expand(target.n_obs, -1)

@@ -99,7 +99,8 @@ def save_model(model: IndiSeek, dir_path: str | Path, overwrite: bool = False, s
             "n_genes": inputs["rna"].n_genes,
             "n_selected_genes": int(inputs["rna"].genes.shape[0]),
             "n_pcs": inputs["rna"].n_output,
-            "n_proteins": inputs["protein"].n_output,
+            "n_proteins": inputs["protein"].n_proteins,
+            "n_protein_pcs": None if inputs["protein"].components is None else inputs["protein"].n_output,
             "n_batches": inputs["rna"].n_batches,
         },
         "batches": model.batches_,
@@ -198,6 +199,7 @@ def load_model(cls, dir_path: str | Path, mdata: MuData | None, device: torch.de
     cls.setup_mudata(mdata, **info["setup_args"])
     params = info["init_params"]["non_kwargs"]
     params.setdefault("n_layers_shared", params["n_layers"])  # saves before it had its own depth: one for all
+    params.setdefault("n_protein_pcs", None)  # saves before protein components: every antibody's CLR
     model = cls(mdata, **params)
     model.var_names_ = info["var_names"]  # the features the networks expect; queries are matched by name
     model.batches_ = info.get("batches")  # a query model's also holds the batches it was given

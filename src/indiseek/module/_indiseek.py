@@ -28,8 +28,9 @@ class IndiSeekModule(SpecificStages):
     ----------
     n_genes, n_selected_genes, n_pcs
         Registered genes, highly variable genes kept and principal components of the RNA inputs.
-    n_proteins
-        Registered proteins.
+    n_proteins, n_protein_pcs
+        Registered proteins and principal components of the protein inputs (``None``: the centred CLR of every
+        protein).
     method
         ``"indiseek"``, ``"factorizedcl"``, ``"infodisen"`` or ``"clip"``.
     n_shared, n_specific, n_hidden, n_layers
@@ -71,17 +72,18 @@ class IndiSeekModule(SpecificStages):
         n_batches: int = 1,
         input_dropout: float = 0.0,
         n_layers_shared: int | None = None,
+        n_protein_pcs: int | None = None,
     ):
         super().__init__()
         self.inputs = nn.ModuleDict(
             {
                 "rna": RNAInputs(n_genes, n_selected_genes, n_pcs, n_batches),
-                "protein": ProteinInputs(n_proteins, n_batches),
+                "protein": ProteinInputs(n_proteins, n_batches, n_protein_pcs),
             }
         )
         self.shared = SharedModule(
-            n_pcs, n_proteins, n_shared, n_hidden, n_layers if n_layers_shared is None else n_layers_shared,
-            temperature, learn_temperature, input_dropout,
+            n_pcs, self.inputs["protein"].n_output, n_shared, n_hidden,
+            n_layers if n_layers_shared is None else n_layers_shared, temperature, learn_temperature, input_dropout,
         )  # fmt: skip
         objective = get_objective(method)
         self.specific = None

@@ -57,7 +57,10 @@ class RNAInputs(nn.Module):
 
 
 class ProteinInputs(nn.Module):
-    """Centred log-ratio per cell (:func:`~indiseek.nn.clr`), centred with the training cells' means.
+    """Centred log-ratio per cell (:func:`~indiseek.nn.clr`), centred with the training cells' means; for panels of
+    more antibodies than ``n_pcs``, their principal-component scores.
+
+    ``(clr(x) - mean) @ components.T``, or ``clr(x) - mean`` without components.
 
     Parameters
     ----------
@@ -65,25 +68,34 @@ class ProteinInputs(nn.Module):
         Registered proteins.
     n_batches
         Batches: each is centred on its own mean (``mean + batch_offset[batch]``).
+    n_pcs
+        Principal components of the centred CLR (output dimension); ``None`` keeps the centred CLR of every protein.
     """
 
-    def __init__(self, n_proteins: int, n_batches: int = 1):
+    def __init__(self, n_proteins: int, n_batches: int = 1, n_pcs: int | None = None):
         super().__init__()
+        self.n_proteins = n_proteins
         self.register_buffer("mean", torch.zeros(n_proteins))
+        self.register_buffer("components", None if n_pcs is None else torch.zeros(n_pcs, n_proteins))
         _batch_offsets(self, n_batches, n_proteins)
 
     @property
     def n_output(self) -> int:
         """Dimension of the prepared inputs."""
-        return self.mean.shape[0]
+        return self.n_proteins if self.components is None else self.components.shape[0]
 
     def uncentred(self, counts: torch.Tensor) -> torch.Tensor:
         """CLR values, the values the batches' means are taken of."""
         return clr(counts)
 
-    def forward(self, counts: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
+    def centred(self, counts: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
         """Centred CLR values ``(cells, n_proteins)`` of raw counts (of cells from ``batch``, codes)."""
         return clr(counts) - self.mean - _offset(self, batch)
+
+    def forward(self, counts: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
+        """Prepared inputs ``(cells, n_output)`` of raw counts ``(cells, n_proteins)`` (of cells from ``batch``)."""
+        x = self.centred(counts, batch)
+        return x if self.components is None else x @ self.components.T
 
     def add_batches(self, offsets: torch.Tensor) -> None:
         """Append the offsets ``(n_new, n_proteins)`` of new batches."""

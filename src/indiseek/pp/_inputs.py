@@ -300,13 +300,22 @@ def fit_rna_inputs(
     return out
 
 
-def fit_protein_inputs(counts, batch: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def fit_protein_inputs(counts, batch: np.ndarray | None = None, n_pcs: int | None = None) -> dict[str, np.ndarray]:
     """Fit the protein preparation on raw counts ``(cells, proteins)``: the training cells' mean CLR per protein.
 
-    With batch codes ``batch``, also ``batch_offset``: each batch's mean CLR minus the overall mean.
+    With batch codes ``batch``, also ``batch_offset``: each batch's mean CLR minus the overall mean. With more
+    proteins than ``n_pcs``, also ``components`` ``(n_pcs, proteins)``: the leading principal components of the CLR
+    (of the pooled within-batch covariance, as for the RNA; capped by the number of cells minus one).
     """
     values = clr(counts)
     out = {"mean": values.mean(0)}
-    if batch is not None and batch.max() > 0:
-        out["batch_offset"] = (_batch_means(values, batch, int(batch.max()) + 1) - out["mean"]).astype(np.float32)
+    codes = np.zeros(len(values), dtype=np.int64) if batch is None else np.asarray(batch, dtype=np.int64)
+    means = _batch_means(values, codes, int(codes.max()) + 1)
+    if codes.max() > 0:
+        out["batch_offset"] = (means - out["mean"]).astype(np.float32)
+    if n_pcs is not None and values.shape[1] > n_pcs:
+        n_comps = min(n_pcs, len(values) - 1)
+        gram = values.T.astype(np.float64) @ values
+        sizes = np.bincount(codes, minlength=len(means))
+        out["components"] = _within_batch_pca(gram, means, sizes, n_comps).astype(np.float32)
     return out
