@@ -125,6 +125,8 @@ class CiteseqDefaults(SpecificDefaults):
 #: estimated on standardised ``Z``: on raw ``Z`` the specific features of many initialisations collapse. Batches of
 #: 64 (paper: 128) give twice the updates in the same epochs; the specific features then keep more of the cell types.
 #: Shared encoders of 4 linear layers (paper: 5) keep more of the antibodies' information in ``C_protein``.
+#: Panels of more than 50 antibodies enter as 50 principal components of their CLR: on 224 antibodies the CLR of
+#: each gives CLIP noise to align (the paper's panel has 25).
 CITESEQ = CiteseqDefaults()
 #: Defaults of the paper's oracle simulations (:func:`~indiseek.fit_specific`, ``indiseek simulate``): 10 specific
 #: features, 5-layer ReLU MLPs of width 100, batches of 100, CLUB's estimator fitted at 3x the encoder's rate.
