@@ -57,8 +57,8 @@ class RNAInputs(nn.Module):
 
 
 class ProteinInputs(nn.Module):
-    """Centred log-ratio per cell (:func:`~indiseek.nn.clr`), centred with the training cells' means; for panels of
-    more antibodies than ``n_pcs``, their principal-component scores.
+    """Centred log-ratio per cell (:func:`~indiseek.nn.clr`), centred with the training cells' means; with ``n_pcs``,
+    its principal-component scores.
 
     ``(clr(x) - mean) @ components.T``, or ``clr(x) - mean`` without components.
 
