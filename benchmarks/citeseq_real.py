@@ -13,7 +13,8 @@ the most frequent label. ``--method totalvi`` trains scvi-tools' TOTALVI with it
 measures its latent space the same way. Appends one JSON line per file and seed to ``--out``.
 
 Usage: ``python benchmarks/citeseq_real.py [--method indiseek|totalvi] [--input-dropout 0.3] [--n-layers 5]
-[--n-layers-shared 4] [--seeds 0 1 2] [--data ../shared/data/real] [--out benchmarks/results/citeseq_real.jsonl]``
+[--n-layers-shared 4] [--n-protein-pcs 50] [--seeds 0 1 2] [--data ../shared/data/real]
+[--out benchmarks/results/citeseq_real.jsonl]``
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ def run(
     input_dropout: float = CITESEQ.input_dropout,
     n_layers: int = CITESEQ.n_layers,
     n_layers_shared: int = CITESEQ.n_layers_shared,
+    n_protein_pcs: int | None = CITESEQ.n_protein_pcs,
 ) -> dict:
     mdata, protein, label_key = load(name, data)
     labels = mdata.obs[label_key].astype(str).to_numpy()
@@ -83,7 +85,10 @@ def run(
             "train_seconds": round(train_s, 1),
         }
     IndiSeek.setup_mudata(mdata, modalities={"rna_layer": "rna", "protein_layer": protein})
-    model = IndiSeek(mdata, input_dropout=input_dropout, n_layers=n_layers, n_layers_shared=n_layers_shared)
+    model = IndiSeek(
+        mdata, input_dropout=input_dropout, n_layers=n_layers, n_layers_shared=n_layers_shared,
+        n_protein_pcs=n_protein_pcs,
+    )  # fmt: skip
     start = time.perf_counter()
     model.train(batch_size=64, seed=seed, enable_progress_bar=False)
     train_s = time.perf_counter() - start
@@ -135,6 +140,7 @@ def main() -> None:
     parser.add_argument("--input-dropout", type=float, default=CITESEQ.input_dropout)
     parser.add_argument("--n-layers", type=int, default=CITESEQ.n_layers)
     parser.add_argument("--n-layers-shared", type=int, default=CITESEQ.n_layers_shared)
+    parser.add_argument("--n-protein-pcs", type=int, default=CITESEQ.n_protein_pcs)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--files", nargs="+", default=["pbmc5k", "mosaic"])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/real"))
@@ -143,7 +149,10 @@ def main() -> None:
     torch.set_num_threads(1)
     for name in args.files:
         for seed in args.seeds:
-            record = run(name, args.data, seed, args.method, args.input_dropout, args.n_layers, args.n_layers_shared)
+            record = run(
+                name, args.data, seed, args.method, args.input_dropout, args.n_layers, args.n_layers_shared,
+                args.n_protein_pcs,
+            )  # fmt: skip
             with open(args.out, "a") as fh:
                 fh.write(json.dumps(record) + "\n")
             print(json.dumps(record))  # noqa: T201
