@@ -66,8 +66,8 @@ def test_default_run_keeps_level2_types_and_ranks_them_by_theta():
 def test_large_antibody_panel_keeps_the_cell_types(real_data_dir):
     """The real PBMC mosaic's 800 paired cells, their 224 antibodies entering as 50 principal components (default).
 
-    Measured (docs/results.md): kNN accuracy of the 8 types from `X_indiseek` 0.970-0.978 over seeds 0-4, against
-    totalVI's 0.965-0.972 and the no-learning reference's 0.961; with every antibody's CLR as the inputs 0.953-0.966.
+    Measured (docs/results.md): kNN accuracy of the 8 types from `X_indiseek` 0.970-0.979 over seeds 0-9, against
+    totalVI's 0.965-0.974 and the no-learning reference's 0.961; with every antibody's CLR as the inputs 0.953-0.966.
     """
     torch.set_num_threads(1)
     mdata = md.read_h5mu(real_data_dir / "pbmc_cite_mosaic_1600cells.h5mu")
