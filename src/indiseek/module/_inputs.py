@@ -90,7 +90,7 @@ class ProteinInputs(nn.Module):
 
     def centred(self, counts: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
         """Centred CLR values ``(cells, n_proteins)`` of raw counts (of cells from ``batch``, codes)."""
-        return clr(counts) - self.mean - _offset(self, batch)
+        return self.uncentred(counts) - self.mean - _offset(self, batch)
 
     def forward(self, counts: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
         """Prepared inputs ``(cells, n_output)`` of raw counts ``(cells, n_proteins)`` (of cells from ``batch``)."""
