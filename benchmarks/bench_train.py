@@ -108,6 +108,7 @@ def main() -> None:
         "lr": lr,
         "n_estimator_steps": n_q_steps,
         "n_layers_shared": CITESEQ.n_layers_shared,
+        "n_layers_estimator": CITESEQ.n_layers_estimator,
         "device": str(model.device),
         "threads": args.threads,
         "torch": torch.__version__,

@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--n-hidden", type=int, default=CITESEQ.n_hidden)
     parser.add_argument("--n-layers", type=int, default=CITESEQ.n_layers)
     parser.add_argument("--n-layers-shared", type=int, default=CITESEQ.n_layers_shared)
+    parser.add_argument("--n-layers-estimator", type=int, default=CITESEQ.n_layers_estimator)
     parser.add_argument("--n-specific", type=int, default=CITESEQ.n_specific)
     parser.add_argument("--input-dropout", type=float, default=CITESEQ.input_dropout)
     parser.add_argument("--accelerator", default="auto")
@@ -99,6 +100,7 @@ def main() -> None:
     model = IndiSeek(
         mdata, method=args.method, lambda_=args.lambda_, club_estimator=args.club_estimator, n_pcs=args.n_pcs,
         n_hidden=args.n_hidden, n_layers=args.n_layers, n_layers_shared=args.n_layers_shared,
+        n_layers_estimator=args.n_layers_estimator,
         n_specific=args.n_specific, input_dropout=args.input_dropout,
     )  # fmt: skip
     start = time.perf_counter()
@@ -114,6 +116,7 @@ def main() -> None:
         "n_hidden": args.n_hidden,
         "n_layers": args.n_layers,
         "n_layers_shared": args.n_layers_shared,
+        "n_layers_estimator": args.n_layers_estimator,
         "n_specific": args.n_specific,
         "input_dropout": args.input_dropout,
         "club_estimator": args.club_estimator,

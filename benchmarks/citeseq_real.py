@@ -67,6 +67,7 @@ def run(
     n_layers: int = CITESEQ.n_layers,
     n_layers_shared: int = CITESEQ.n_layers_shared,
     n_protein_pcs: int | None = CITESEQ.n_protein_pcs,
+    n_layers_estimator: int = CITESEQ.n_layers_estimator,
 ) -> dict:
     mdata, protein, label_key = load(name, data)
     labels = mdata.obs[label_key].astype(str).to_numpy()
@@ -87,7 +88,7 @@ def run(
     IndiSeek.setup_mudata(mdata, modalities={"rna_layer": "rna", "protein_layer": protein})
     model = IndiSeek(
         mdata, input_dropout=input_dropout, n_layers=n_layers, n_layers_shared=n_layers_shared,
-        n_protein_pcs=n_protein_pcs,
+        n_protein_pcs=n_protein_pcs, n_layers_estimator=n_layers_estimator,
     )  # fmt: skip
     start = time.perf_counter()
     model.train(batch_size=64, seed=seed, enable_progress_bar=False)
@@ -116,7 +117,15 @@ def run(
     return record | {
         "defaults": {
             k: model.init_params_["non_kwargs"][k]
-            for k in ("lambda_", "n_pcs", "n_protein_pcs", "input_dropout", "n_layers", "n_layers_shared")
+            for k in (
+                "lambda_",
+                "n_pcs",
+                "n_protein_pcs",
+                "input_dropout",
+                "n_layers",
+                "n_layers_shared",
+                "n_layers_estimator",
+            )
         },
         "epochs_run": model.epochs_trained,
         "rho_theta_vs_wnn": round(rho, 3),
@@ -141,6 +150,7 @@ def main() -> None:
     parser.add_argument("--n-layers", type=int, default=CITESEQ.n_layers)
     parser.add_argument("--n-layers-shared", type=int, default=CITESEQ.n_layers_shared)
     parser.add_argument("--n-protein-pcs", type=int, default=CITESEQ.n_protein_pcs)
+    parser.add_argument("--n-layers-estimator", type=int, default=CITESEQ.n_layers_estimator)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--files", nargs="+", default=["pbmc5k", "mosaic"])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/real"))
@@ -151,7 +161,7 @@ def main() -> None:
         for seed in args.seeds:
             record = run(
                 name, args.data, seed, args.method, args.input_dropout, args.n_layers, args.n_layers_shared,
-                args.n_protein_pcs,
+                args.n_protein_pcs, args.n_layers_estimator,
             )  # fmt: skip
             with open(args.out, "a") as fh:
                 fh.write(json.dumps(record) + "\n")

@@ -310,6 +310,7 @@ def main() -> None:
             "seed": args.seed,
             "batch_size": CITESEQ.batch_size,
             "n_layers_shared": CITESEQ.n_layers_shared,
+            "n_layers_estimator": CITESEQ.n_layers_estimator,
             "n_protein_pcs": CITESEQ.n_protein_pcs,
             **TASKS[task](args.data, args.seed),
         }

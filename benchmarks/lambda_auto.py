@@ -110,6 +110,7 @@ def main() -> None:
         "club_estimator": CITESEQ.club_estimator,
         "input_dropout": CITESEQ.input_dropout,
         "n_layers_shared": CITESEQ.n_layers_shared,
+        "n_layers_estimator": CITESEQ.n_layers_estimator,
         "n_protein_pcs": CITESEQ.n_protein_pcs,
         "sweep_fit": "side_by_side",  # all lambdas in one vectorised fit from one initialisation
         "versions": versions(),

@@ -115,7 +115,14 @@ def main() -> None:
         "train_seconds": {k: round(v, 1) for k, v in seconds.items()},
         "epochs_run": model.epochs_trained,
         "defaults": {
-            k: model.init_params_["non_kwargs"][k] for k in ("lambda_", "n_layers", "n_layers_shared", "n_protein_pcs")
+            k: model.init_params_["non_kwargs"][k]
+            for k in (
+                "lambda_",
+                "n_layers",
+                "n_layers_shared",
+                "n_layers_estimator",
+                "n_protein_pcs",
+            )
         },
         "figure": args.figure or None,
         "versions": versions(),

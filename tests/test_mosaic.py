@@ -143,7 +143,8 @@ def test_new_batches_are_mapped_with_load_query_data(batched):
     both = np.concatenate([model.get_latent_representation(kind="shared"), mapped.get_latent_representation(
         kind="shared")])  # fmt: skip
     labels = np.r_[np.zeros(reference.n_obs), np.ones(query.n_obs)]
-    assert _batch_accuracy(both, labels) < 0.65
+    # chance 0.5; 0.60-0.65 over training seeds 0-2 at this budget (without a batch key, above 0.85: test above)
+    assert _batch_accuracy(both, labels) < 0.7
     mapped.write_embeddings()  # into the query
     assert query.obsm["X_indiseek"].shape == (query.n_obs, 2 * (8 + 6))
 
@@ -178,7 +179,9 @@ def test_imputed_protein_from_rna(mosaic_model):
     held_out = mosaic_model.adata.obs_names[np.sort(mosaic_model.validation_indices)]
     rows = mdata["prot"].obs_names.get_indexer(held_out)
     r = [np.corrcoef(imputed.loc[held_out].iloc[:, j], measured[rows, j])[0, 1] for j in range(measured.shape[1])]
-    assert np.median(r) > 0.3  # the simulated proteins follow the shared programs the RNA carries
+    # the simulated proteins follow the shared programs the RNA carries: median r 0.26-0.46 over training seeds 0-3
+    # after these 3 epochs (0 by chance)
+    assert np.median(r) > 0.2
     with pytest.raises(ValueError, match="n_neighbors"):
         mosaic_model.get_imputed_protein(n_neighbors=10_000)
 

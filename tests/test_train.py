@@ -106,7 +106,7 @@ def test_a_save_of_the_previous_format_is_refused_with_a_way_out(trained, tmp_pa
         IndiSeek.load(tmp_path / "m", trained.adata)
 
 
-def test_shared_and_specific_depths_are_set_apart(trained, tmp_path):
+def test_shared_specific_and_estimator_depths_are_set_apart(trained, tmp_path):
     from indiseek.model._save import _checksum
 
     def depth(network):
@@ -115,17 +115,21 @@ def test_shared_and_specific_depths_are_set_apart(trained, tmp_path):
     shared, specific = trained.module.shared, trained.module.specific["rna"]
     assert depth(shared.rna_encoder) == depth(shared.protein_encoder) == 4  # the default
     assert depth(specific.encoder) == depth(specific.decoder) == 3  # n_layers of the fixture
-    # A save from before the shared stage had its own depth (one n_layers for every network) still loads.
+    assert depth(specific.estimator) == 2  # the default
+    # A save from before the shared stage and CLUB's estimator had their own depths (one n_layers for every
+    # network) still loads.
     mdata = trained.adata.copy()
     IndiSeek.setup_mudata(mdata)
-    model = IndiSeek(mdata, **SMALL, n_layers_shared=SMALL["n_layers"])
+    model = IndiSeek(mdata, **SMALL, n_layers_shared=SMALL["n_layers"], n_layers_estimator=SMALL["n_layers"])
     model.train(max_epochs=1, batch_size=64, enable_progress_bar=False, seed=0)
     model.save(tmp_path / "m")
     info = json.loads((tmp_path / "m" / "model.json").read_text())
-    del info["init_params"]["non_kwargs"]["n_layers_shared"]
+    for name in ("n_layers_shared", "n_layers_estimator"):
+        del info["init_params"]["non_kwargs"][name]
     info["checksum"] = _checksum(info)
     (tmp_path / "m" / "model.json").write_text(json.dumps(info))
     loaded = IndiSeek.load(tmp_path / "m", mdata.copy())
+    assert depth(loaded.module.specific["protein"].estimator) == SMALL["n_layers"]
     np.testing.assert_array_equal(loaded.get_latent_representation(), model.get_latent_representation())
 
 

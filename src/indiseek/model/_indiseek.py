@@ -77,6 +77,10 @@ class IndiSeek(OutputsMixin, BaseModelClass):
         Depth of the shared stage's two encoders (``n_layers`` sets that of the specific stages' networks). Four
         layers, one fewer than the paper's, keep more of the antibodies' information in ``C_protein`` (see the
         documentation's results page).
+    n_layers_estimator
+        Depth of CLUB's estimator ``q(z | c)`` (IndiSeek, FactorizedCL), in place of ``n_layers``. Two layers (one
+        hidden), as in CLUB's reference code; on the simulator theta then ranks the cell types a little better than
+        with five (see the documentation's results page).
     %(param_lambda)s
         ``"auto"``: :meth:`train` fits the shared stage once, then the specific stages over the paper's grid
         10^-3 .. 10^3 (:meth:`sweep_lambda`), and keeps the lambda :func:`~indiseek.tl.select_lambda` chooses
@@ -120,6 +124,7 @@ class IndiSeek(OutputsMixin, BaseModelClass):
         n_hidden: int = CITESEQ.n_hidden,
         n_layers: int = CITESEQ.n_layers,
         n_layers_shared: int = CITESEQ.n_layers_shared,
+        n_layers_estimator: int = CITESEQ.n_layers_estimator,
         lambda_: float | str = CITESEQ.lambda_,
         temperature: float = CITESEQ.temperature,
         learn_temperature: bool = CITESEQ.learn_temperature,
@@ -160,7 +165,10 @@ class IndiSeek(OutputsMixin, BaseModelClass):
         check_bool(learn_temperature, "learn_temperature")
         check_bool(club_sample, "club_sample")
         check_club_estimator(club_estimator)
-        for name in ("n_shared", "n_specific", "n_hidden", "n_layers", "n_layers_shared", "n_top_genes", "n_pcs"):
+        for name in (
+            "n_shared", "n_specific", "n_hidden", "n_layers", "n_layers_shared", "n_layers_estimator", "n_top_genes",
+            "n_pcs",
+        ):  # fmt: skip
             check_int(params[name], name, 1)
         if n_protein_pcs is not None:
             check_int(n_protein_pcs, "n_protein_pcs", 1)

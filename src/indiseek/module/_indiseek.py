@@ -48,8 +48,8 @@ class IndiSeekModule(SpecificStages):
     n_batches
         Batches of the training cells; each batch's inputs are centred on its own means, and the CLIP negatives of
         a cell are the cells of its batch in the minibatch (minibatches then carry ``tensors["batch"]``).
-    n_layers_shared
-        Depth of the shared stage's encoders (``None``: ``n_layers``).
+    n_layers_shared, n_layers_estimator
+        Depth of the shared stage's encoders and of CLUB's estimators (``None``: ``n_layers``).
     """
 
     def __init__(
@@ -73,6 +73,7 @@ class IndiSeekModule(SpecificStages):
         input_dropout: float = 0.0,
         n_layers_shared: int | None = None,
         n_protein_pcs: int | None = None,
+        n_layers_estimator: int | None = None,
     ):
         super().__init__()
         self.inputs = nn.ModuleDict(
@@ -101,6 +102,7 @@ class IndiSeekModule(SpecificStages):
                         capture_temperature,
                         club_sample,
                         club_estimator,
+                        n_layers_estimator,
                     )  # fmt: skip
                     for modality in MODALITIES
                 }

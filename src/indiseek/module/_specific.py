@@ -54,6 +54,8 @@ class SpecificModule(nn.Module):
         that shrinking ``Z`` cannot lower it), ``"gaussian_raw"`` (the same on raw ``Z``, as in Cheng et al.'s code)
         or ``"critic"`` (:class:`~indiseek.nn.CriticCLUB`, which also sees dependence spread over several
         coordinates of ``Z``).
+    n_layers_estimator
+        Depth of CLUB's estimator (``None``: ``n_layers``).
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class SpecificModule(nn.Module):
         temperature: float = 0.1,
         club_sample: bool = False,
         club_estimator: str = "gaussian",
+        n_layers_estimator: int | None = None,
     ):
         super().__init__()
         if lambda_ < 0:
@@ -83,12 +86,14 @@ class SpecificModule(nn.Module):
             self.joint_embedding = MLP(n_specific + n_shared, n_specific, n_hidden, n_layers)
             self.input_embedding = MLP(n_input, n_specific, n_hidden, n_layers)
         self.estimator: GaussianCLUB | CriticCLUB | None = None
+        n_layers_estimator = n_layers if n_layers_estimator is None else n_layers_estimator
         if objective.independence == "club" and club_estimator == "critic":
-            self.estimator = CriticCLUB(n_specific, n_shared, n_hidden, n_layers)
+            self.estimator = CriticCLUB(n_specific, n_shared, n_hidden, n_layers_estimator)
         elif objective.independence == "club":
             self.estimator = GaussianCLUB(
-                n_specific, n_shared, n_hidden, n_layers, sample=club_sample, standardize=club_estimator == "gaussian"
-            )
+                n_specific, n_shared, n_hidden, n_layers_estimator, sample=club_sample,
+                standardize=club_estimator == "gaussian",
+            )  # fmt: skip
         # E|X_i|^2 over the training inputs: the constant that makes reconstruction scale-free.
         self.register_buffer("input_sq_norm", torch.tensor(1.0))
 
