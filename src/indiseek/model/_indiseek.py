@@ -74,9 +74,9 @@ class IndiSeek(OutputsMixin, BaseModelClass):
         Dimension of the specific features ``Z``.
     %(param_network)s
     n_layers_shared
-        Depth of the shared stage's two encoders (``n_layers`` sets that of the specific stages' networks). Four
-        layers, one fewer than the paper's, keep more of the antibodies' information in ``C_protein`` (see the
-        documentation's results page).
+        Depth of the shared stage's two encoders (``n_layers`` sets that of the specific stages' encoders and
+        decoders). Four layers, one fewer than the paper's, keep more of the antibodies' information in
+        ``C_protein`` (see the documentation's results page).
     n_layers_estimator
         Depth of CLUB's estimator ``q(z | c)`` (IndiSeek, FactorizedCL), in place of ``n_layers``. Two layers (one
         hidden), as in CLUB's reference code; on the simulator theta then ranks the cell types a little better than
