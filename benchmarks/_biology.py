@@ -33,6 +33,12 @@ def processor() -> str:
     return f"{fields.get('model name', '?')} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
 
 
+def model_settings(model) -> dict:
+    """The model's settings that the benchmarks' records name (its depths, lambda and input preparation)."""
+    keys = ("lambda_", "n_pcs", "n_protein_pcs", "input_dropout", "n_layers", "n_layers_shared", "n_layers_estimator")
+    return {k: model.init_params_["non_kwargs"][k] for k in keys}
+
+
 def versions() -> dict[str, str]:
     """The versions of :data:`LIBRARIES` in this environment and the processor, for a record."""
     return {name: version(name) for name in LIBRARIES} | {"cpu": processor()}

@@ -34,6 +34,7 @@ from _biology import (
     knn_accuracy,
     knn_fields,
     leaks,
+    model_settings,
     reference_inputs,
     totalvi_latent,
     versions,
@@ -115,18 +116,7 @@ def run(
     leak = {m: v["r2"] for m, v in leaks(mdata, seed).items()}
     knn = {k: knn_accuracy(v, labels) for k, v in feats.items()}
     return record | {
-        "defaults": {
-            k: model.init_params_["non_kwargs"][k]
-            for k in (
-                "lambda_",
-                "n_pcs",
-                "n_protein_pcs",
-                "input_dropout",
-                "n_layers",
-                "n_layers_shared",
-                "n_layers_estimator",
-            )
-        },
+        "defaults": model_settings(model),
         "epochs_run": model.epochs_trained,
         "rho_theta_vs_wnn": round(rho, 3),
         "theta_separation": {k: round(v, 3) for k, v in separation.items()},

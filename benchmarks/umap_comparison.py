@@ -30,7 +30,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import scanpy as sc  # noqa: E402
 import torch  # noqa: E402
-from _biology import kmeans_ari, knn_accuracy, reference_inputs, totalvi_latent, versions  # noqa: E402
+from _biology import kmeans_ari, knn_accuracy, model_settings, reference_inputs, totalvi_latent, versions  # noqa: E402
 from anndata import AnnData  # noqa: E402
 from citeseq_real import load  # noqa: E402
 
@@ -114,16 +114,7 @@ def main() -> None:
         "measures": measures,
         "train_seconds": {k: round(v, 1) for k, v in seconds.items()},
         "epochs_run": model.epochs_trained,
-        "defaults": {
-            k: model.init_params_["non_kwargs"][k]
-            for k in (
-                "lambda_",
-                "n_layers",
-                "n_layers_shared",
-                "n_layers_estimator",
-                "n_protein_pcs",
-            )
-        },
+        "defaults": model_settings(model),
         "figure": args.figure or None,
         "versions": versions(),
     }
