@@ -3,8 +3,11 @@
 On ``simulate_citeseq`` defaults (5,000 cells), for each seed, takes as specific features (i) the true RNA-only and
 protein-only programs (``obsm["sim_rna_specific"]``, ``obsm["sim_protein_specific"]``) and (ii) the same programs minus
 their mean given the shared programs (5-fold kNN regression, k = 50), the closest to independence a representation of
-them can get by removing the mean, and (iii) the same programs as the prepared inputs reveal them linearly (predicted
-from each modality's reference inputs, RNA components or protein CLR, by 5-fold ridge regression; a supervised map). For
+them can get by removing the mean, (iii) the same programs as the prepared inputs reveal them linearly (predicted
+from each modality's reference inputs, RNA components or protein CLR, by 5-fold ridge regression; a supervised map),
+and the true programs with one part of the shared programs beside them, as a specific representation that is not
+independent of the shared one may carry it: (iv) the mean of the shared programs over each cell's lineage, (v) their
+variation within the lineage (that mean removed). For
 each: Spearman's rho of per-type mean theta against the true RNA specificity, kNN accuracy (k = 15, 5-fold) of the
 level-2 types from (Z_i, true shared programs) as a ratio to the no-learning reference, and the held-out R^2 of the
 shared programs predicted from Z_i (:func:`indiseek.tl.independence`, the benchmark's leak), and the other way round,
@@ -70,6 +73,12 @@ def main() -> None:
             mdata.obsm[f"sim_{m}_specific_centred"] = z - mean
             mdata.obsm[f"sim_{m}_specific_from_inputs"] = cross_val_predict(Ridge(1.0), ref[m], z, cv=5)
         shared = mdata.obsm["sim_shared"]
+        lineage_mean = pd.DataFrame(shared).groupby(mdata.obs["celltype.l1"].to_numpy()).transform("mean").to_numpy()
+        parts = {}
+        for part, block in (("lineage_means", lineage_mean), ("within_lineage", shared - lineage_mean)):
+            for m in MODS:
+                mdata.obsm[f"sim_{m}_specific_{part}"] = np.hstack([mdata.obsm[true_keys[m]], block])
+            parts[part] = {m: f"sim_{m}_specific_{part}" for m in MODS}
         within = shared - pd.DataFrame(shared).groupby(labels).transform("mean").to_numpy()  # each type's mean removed
         record = {
             "seed": seed,
@@ -81,6 +90,7 @@ def main() -> None:
             "from_inputs": measure(
                 mdata, {m: f"sim_{m}_specific_from_inputs" for m in MODS}, labels, truth, refs, seed
             ),
+            **{f"with_shared_{part}": measure(mdata, keys, labels, truth, refs, seed) for part, keys in parts.items()},
             "shared_within_type_r2_from_inputs": {
                 m: round(float(cross_val_score(Ridge(1.0), ref[m], within, cv=5, scoring="r2").mean()), 3) for m in MODS
             },
