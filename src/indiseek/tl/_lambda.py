@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -51,6 +53,11 @@ def select_lambda(table: pd.DataFrame, keep: float = 0.9) -> tuple[float, str]:
     i.e. the most independent representation that still carries nearly all of what the grid can capture. It needs
     no labels.
 
+    Completeness is expected to grow with lambda (it weighs the reconstruction), so a drop between neighbouring lambdas
+    is noise of its estimate. When the grid's whole gain is no larger than the largest such drop, the lambdas do not
+    differ in what they keep and the choice rests on noise: the reason says so and a :class:`UserWarning` is issued (on
+    small data sets, e.g. a few hundred cells, this happens; a lambda fixed in advance is then the steadier choice).
+
     Parameters
     ----------
     table
@@ -76,4 +83,14 @@ def select_lambda(table: pd.DataFrame, keep: float = 0.9) -> tuple[float, str]:
         f"R^2 of X_i from (Z_i, C_i) {row['completeness']:.3f} (smallest lambda {low:.3f}, best {high:.3f}) with a "
         f"leak of {row['leak']:.3f} (R^2 of C_(3-i) from Z_i), averaged over the modalities"
     )
+    # completeness is expected to grow with lambda, so a drop between neighbouring lambdas is noise
+    noise = float(np.nan_to_num(-completeness.diff(), nan=0.0).max(initial=0.0))
+    if high - low <= noise:
+        flat = (
+            f"completeness hardly moves over the grid: its gain, {high - low:.3f}, is no larger than its largest "
+            f"drop between neighbouring lambdas, {noise:.3f}, so the lambdas keep the same and the choice rests on "
+            "noise (more cells, or a lambda fixed in advance, decide it better)"
+        )
+        warnings.warn(f"The lambda sweep cannot choose: {flat}.", UserWarning, stacklevel=2)
+        reason += f"; but {flat}"
     return chosen, reason + "."
