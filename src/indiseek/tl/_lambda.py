@@ -91,6 +91,6 @@ def select_lambda(table: pd.DataFrame, keep: float = 0.9) -> tuple[float, str]:
             f"drop between neighbouring lambdas, {noise:.3f}, so the lambdas keep the same and the choice rests on "
             "noise (more cells, or a lambda fixed in advance, decide it better)"
         )
-        warnings.warn(f"The lambda sweep cannot choose: {flat}.", UserWarning, stacklevel=2)
+        warnings.warn(f"The choice of lambda rests on noise: {flat}.", UserWarning, stacklevel=2)
         reason += f"; but {flat}"
     return chosen, reason + "."
