@@ -87,10 +87,10 @@ def select_lambda(table: pd.DataFrame, keep: float = 0.9) -> tuple[float, str]:
     noise = float(np.nan_to_num(-completeness.diff(), nan=0.0).max(initial=0.0))
     if high - low <= noise:
         flat = (
-            f"completeness hardly moves over the grid: its gain, {high - low:.3f}, is no larger than its largest "
-            f"drop between neighbouring lambdas, {noise:.3f}, so the lambdas keep the same and the choice rests on "
-            "noise (more cells, or a lambda fixed in advance, decide it better)"
+            f"completeness hardly moves over the grid (its gain, {high - low:.3f}, is no larger than its largest "
+            f"drop between neighbouring lambdas, {noise:.3f}), so the choice rests on noise; more cells, or a lambda "
+            "fixed in advance, decide it better"
         )
-        warnings.warn(f"The choice of lambda rests on noise: {flat}.", UserWarning, stacklevel=2)
+        warnings.warn(f"lambda={chosen:g} was chosen, but {flat}.", UserWarning, stacklevel=2)
         reason += f"; but {flat}"
     return chosen, reason + "."
