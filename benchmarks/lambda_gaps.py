@@ -2,12 +2,11 @@
 
 Reads the records of ``lambda_auto.py --refits N`` (every fit's chosen lambda and its measures at every lambda of the
 grid, and the gaps lambda_auto.py computed from them) and, for each record and measure (rho of theta, kNN accuracy),
-gives the gap between the best lambda's mean over
-the fits and the mean at the lambdas the fits chose, with its paired standard error over the fits. With few fits the
-best lambda of the grid is partly the luckiest: its mean is the largest of seven noisy means. The split-half gap
-removes that: the best lambda is picked on a random half of the fits and both means are taken on the other half
-(mean over ``--splits`` halvings). A lambda drawn at random lies ``random_gap`` below the best mean. Writes one JSON
-object with a row per record to ``--out``.
+gives the gap between the best lambda's mean over the fits and the mean at the lambdas the fits chose, with its paired
+standard error over the fits. With few fits the best lambda of the grid is partly the luckiest: its mean is the largest
+of seven noisy means. The split-half gap removes that: the best lambda is picked on a random half of the fits and both
+means are taken on the other half (mean over ``--splits`` halvings). A lambda drawn at random lies ``random_gap`` below
+the best mean. Writes one JSON object with a row per record to ``--out``.
 
 Usage: ``python benchmarks/lambda_gaps.py [--min-fits 4] [--out benchmarks/results/lambda_gaps.json]``
 """
