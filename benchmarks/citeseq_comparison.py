@@ -13,11 +13,14 @@ hence no theta). ``--refits N`` then fits the specific stages N more times on th
 initialisation (:meth:`~indiseek.IndiSeek.sweep_lambda` at the one lambda, seeds 1000, 1001, ...; same epochs, no early
 stopping), and measures each: how much the result depends on the specific stages' initialisation. ``--first-refit K``
 starts at refit K (seed 1000 + K) and leaves out the main fit's record, to extend an earlier run with the same options.
+``--crossed-types`` simulates with ``crossed_types=True`` (every lineage has the same specific states, so the specific
+programs are independent of the shared ones; ``--n-types`` must then be a multiple of the 5 lineages, e.g. 25).
 Appends one JSON line per fit to ``--out`` (refits with ``"refit": k``).
 
 Usage: ``python benchmarks/citeseq_comparison.py --method indiseek --seed 0 [--lambda 100] [--lr 3e-3]
 [--n-pcs 50] [--n-hidden 50] [--n-layers 5] [--n-layers-shared 4] [--n-specific 50] [--input-dropout 0.3]
 [--max-epochs 100] [--batch-size 64] [--club-estimator gaussian] [--refits 0] [--first-refit 0] [--accelerator auto]
+[--n-types 27] [--crossed-types]
 [--out benchmarks/results/citeseq_comparison.jsonl]``
 """
 
@@ -64,6 +67,8 @@ def main() -> None:
     parser.add_argument("--input-dropout", type=float, default=CITESEQ.input_dropout)
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--n-cells", type=int, default=5000)
+    parser.add_argument("--n-types", type=int, default=27)
+    parser.add_argument("--crossed-types", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--refits", type=int, default=0)
     parser.add_argument("--first-refit", type=int, default=0)
@@ -71,7 +76,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    mdata = indiseek.datasets.simulate_citeseq(n_cells=args.n_cells, seed=args.seed, progress_bar=False)
+    mdata = indiseek.datasets.simulate_citeseq(
+        n_cells=args.n_cells, n_types=args.n_types, seed=args.seed, crossed_types=args.crossed_types, progress_bar=False
+    )
     labels = mdata.obs["celltype.l2"].astype(str).to_numpy()
     truth = dict(mdata.uns["simulation"]["rna_specificity"])
     ref = reference_inputs(mdata["rna"], mdata["prot"].X)
@@ -79,6 +86,8 @@ def main() -> None:
     knn_ref = {k: knn_accuracy(v, labels) for k, v in refs.items()}
     ari_ref = round(kmeans_ari(refs["all"], labels), 3)
     record = {"method": args.method, "seed": args.seed, "n_cells": args.n_cells, "simulator": "bounded ADT foreground"}
+    if args.crossed_types or args.n_types != 27:
+        record |= {"n_types": args.n_types, "crossed_types": args.crossed_types}
     if args.method == "totalvi":
         latent, train_s, epochs = totalvi_latent(mdata, args.seed, args.accelerator)
         knn = knn_accuracy(latent, labels)

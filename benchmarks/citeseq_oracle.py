@@ -13,9 +13,11 @@ level-2 types from (Z_i, true shared programs) as a ratio to the no-learning ref
 shared programs predicted from Z_i (:func:`indiseek.tl.independence`, the benchmark's leak), and the other way round,
 Z_i predicted from the shared programs. Also the share of the shared programs' variation within level-2 types (each
 type's mean removed) that each modality's inputs reveal (5-fold ridge R^2): what CLIP can align across the modalities
-beyond the types. Appends one JSON line per seed to ``--out``.
+beyond the types. ``--crossed-types`` simulates with ``crossed_types=True`` (the same specific states in every
+lineage; ``--n-types`` a multiple of 5). Appends one JSON line per seed to ``--out``.
 
-Usage: ``python benchmarks/citeseq_oracle.py [--seeds 0 1 2] [--out benchmarks/results/citeseq_oracle.jsonl]``
+Usage: ``python benchmarks/citeseq_oracle.py [--seeds 0 1 2] [--n-types 27] [--crossed-types]
+[--out benchmarks/results/citeseq_oracle.jsonl]``
 """
 
 from __future__ import annotations
@@ -58,10 +60,14 @@ def measure(mdata, keys: dict[str, str], labels: np.ndarray, truth: dict, refs: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--n-types", type=int, default=27)
+    parser.add_argument("--crossed-types", action="store_true")
     parser.add_argument("--out", default="benchmarks/results/citeseq_oracle.jsonl")
     args = parser.parse_args()
     for seed in args.seeds:
-        mdata = indiseek.datasets.simulate_citeseq(n_cells=5000, seed=seed, progress_bar=False)
+        mdata = indiseek.datasets.simulate_citeseq(
+            n_cells=5000, n_types=args.n_types, seed=seed, crossed_types=args.crossed_types, progress_bar=False
+        )
         labels = mdata.obs["celltype.l2"].astype(str).to_numpy()
         truth = dict(mdata.uns["simulation"]["rna_specificity"])
         ref = reference_inputs(mdata["rna"], mdata["prot"].X)
@@ -83,6 +89,11 @@ def main() -> None:
         record = {
             "seed": seed,
             "n_cells": 5000,
+            **(
+                {"n_types": args.n_types, "crossed_types": args.crossed_types}
+                if args.crossed_types or args.n_types != 27
+                else {}
+            ),
             "true_programs": measure(mdata, true_keys, labels, truth, refs, seed),
             "centred_on_shared": measure(
                 mdata, {m: f"sim_{m}_specific_centred" for m in MODS}, labels, truth, refs, seed

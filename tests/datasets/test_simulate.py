@@ -1,11 +1,13 @@
 import mudata as md
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import sparse
 from sklearn.decomposition import PCA
 from sklearn.model_selection import cross_val_predict
 from sklearn.neighbors import KNeighborsClassifier
 
+import indiseek
 from indiseek.datasets import simulate_citeseq
 
 
@@ -139,3 +141,20 @@ def test_specificity_is_visible_without_learning():
     rna_ok, prot_ok = _within_lineage_accuracy(rna, l1, l2), _within_lineage_accuracy(prot, l1, l2)
     assert rna_ok[high].mean() > rna_ok[~high].mean() + 0.05
     assert prot_ok[~high].mean() > prot_ok[high].mean() + 0.05
+
+
+def test_crossed_types_make_the_specific_programs_independent_of_the_shared_ones():
+    kw = {"n_cells": 1500, "n_genes": 100, "n_proteins": 10, "n_lineages": 3, "n_types": 12, "progress_bar": False}
+    leak = {}
+    for crossed in (False, True):
+        m = simulate_citeseq(seed=0, crossed_types=crossed, **kw)
+        leak[crossed] = indiseek.tl.independence(m, "sim_rna_specific", "sim_shared", seed=0)["r2"]
+    assert leak[False] > 0.2 and leak[True] < 0.05
+    s, lineage = m.uns["simulation"]["rna_specificity"], m.uns["simulation"]["lineage"]
+    assert m.uns["simulation"]["crossed_types"] is True
+    assert s["T_2"] == s["B_2"] == s["Mono_2"]  # the same states in every lineage
+    offsets = pd.DataFrame(m.obsm["sim_rna_specific"]).groupby(m.obs["celltype.l2"].to_numpy()).mean()
+    assert np.abs(offsets.loc["T_3"] - offsets.loc["Mono_3"]).max() < 0.5  # same offset, up to cell noise
+    assert sorted(set(lineage.values())) == ["B", "Mono", "T"]
+    with pytest.raises(ValueError, match="n_types=12"):
+        simulate_citeseq(seed=0, crossed_types=True, **(kw | {"n_types": 13}))

@@ -44,9 +44,9 @@ def _specificities(lineage_of_type: np.ndarray, rng: np.random.Generator) -> np.
     return s
 
 
-def _cell_labels(n_cells: int, n_types: int, rng: np.random.Generator) -> np.ndarray:
-    """Type index per cell, from uneven but not extreme proportions; every type is present if possible."""
-    weights = rng.dirichlet(np.full(n_types, 8.0))
+def _cell_labels(n_cells: int, weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Type index per cell, drawn with the types' expected proportions ``weights``; every type present if possible."""
+    n_types = len(weights)
     n_min = 1 if n_cells >= n_types else 0
     counts = rng.multinomial(n_cells - n_min * n_types, weights) + n_min
     return rng.permutation(np.repeat(np.arange(n_types), counts))
@@ -125,6 +125,7 @@ def simulate_citeseq(
     protein_foreground: float = 500.0,
     n_batches: int = 1,
     batch_effect: float = 0.3,
+    crossed_types: bool = False,
     progress_bar: bool = True,
 ) -> md.MuData:
     """Simulate paired RNA and protein (ADT) counts with a known split into shared and specific information.
@@ -137,7 +138,15 @@ def simulate_citeseq(
     and on the protein-only programs ``type_effect * sqrt(1 - s) * v`` (``u``, ``v`` standard Gaussian
     vectors), so that the total strength of its identity does not depend on ``s``. ``s = 1``: the type
     is told apart from its siblings by RNA alone; ``s = 0``: by protein alone. Within each lineage the
-    values of ``s`` are stratified over [0, 1].
+    values of ``s`` are stratified over [0, 1]. Type proportions are uneven but not extreme (Dirichlet, 8 per type).
+
+    Each type draws its own offsets, so the specific programs of a cell reveal its type and with it its lineage,
+    which the shared programs carry: the specific programs are not independent of the shared ones, as in real data,
+    where subtypes of one lineage differ in programs that only that lineage uses. ``crossed_types=True`` removes that
+    dependence: every lineage then has the same ``n_types / n_lineages`` specific states (the same offsets and values
+    of ``s``), and a cell's lineage and state are drawn independently, so the specific programs are distributed alike
+    in every lineage and independent of the shared programs, as the method's model of the data assumes. Type
+    ``<lineage>_<k>`` is state ``k`` of that lineage.
 
     RNA: negative binomial counts with mean ``library size * softmax_g(base_g + programs @ loadings)``,
     sparse gene loadings, per-gene dispersion and log-normal library sizes. Protein: negative binomial
@@ -201,6 +210,9 @@ def simulate_citeseq(
         Number of batches, ``batch0, batch1, ...``.
     batch_effect
         Standard deviation of the batches' log factors (before centring over batches); 0: no batch effect.
+    crossed_types
+        Give every lineage the same specific states, so that the specific programs are independent of the shared
+        ones (see above); needs ``n_types`` to be a multiple of ``n_lineages``.
     progress_bar
         Show a progress bar over chunks of cells.
 
@@ -227,15 +239,30 @@ def simulate_citeseq(
         raise ValueError(f"Need 1 <= n_lineages <= n_types, got n_lineages={n_lineages}, n_types={n_types}.")
     n_batches = check_int(n_batches, "n_batches", 1, n_cells, hint="Every batch needs a cell.")
     batch_effect = check_real(batch_effect, "batch_effect", minimum=0)
+    if crossed_types and n_types % n_lineages:
+        raise ValueError(
+            f"`crossed_types=True` gives every lineage the same specific states, so `n_types` must be a multiple of "
+            f"`n_lineages`; got n_types={n_types}, n_lineages={n_lineages}. Pass "
+            f"n_types={n_lineages * max(1, round(n_types / n_lineages))}, for instance."
+        )
     rng = np.random.default_rng(seed)
     lineages, types, lineage_of_type = _layout(n_lineages, n_types)
-    specificity = _specificities(lineage_of_type, rng)
+    # specific states: one per type, or (crossed) the same n_states in every lineage, types lineage-major
+    n_states = n_types // n_lineages if crossed_types else n_types
+    state_of_type = np.arange(n_types) % n_states
+    state_s = _specificities(np.zeros(n_states, int) if crossed_types else lineage_of_type, rng)
+    specificity = state_s[state_of_type]
 
     # programs per cell: type means plus independent noise
     lineage_means = lineage_effect * rng.standard_normal((n_lineages, n_shared_programs))
-    rna_offsets = type_effect * np.sqrt(specificity)[:, None] * _directions(n_types, n_rna_programs, rng)
-    prot_offsets = type_effect * np.sqrt(1 - specificity)[:, None] * _directions(n_types, n_protein_programs, rng)
-    labels = _cell_labels(n_cells, n_types, rng)
+    rna_offsets = type_effect * np.sqrt(state_s)[:, None] * _directions(n_states, n_rna_programs, rng)
+    prot_offsets = type_effect * np.sqrt(1 - state_s)[:, None] * _directions(n_states, n_protein_programs, rng)
+    rna_offsets, prot_offsets = rna_offsets[state_of_type], prot_offsets[state_of_type]
+    if crossed_types:  # lineage and state independent: the proportions factorise
+        weights = np.outer(rng.dirichlet(np.full(n_lineages, 8.0)), rng.dirichlet(np.full(n_states, 8.0))).ravel()
+    else:
+        weights = rng.dirichlet(np.full(n_types, 8.0))
+    labels = _cell_labels(n_cells, weights, rng)
     k_s, k_r, k_p = n_shared_programs, n_rna_programs, n_protein_programs
     noise = program_noise * rng.standard_normal((n_cells, k_s + k_r + k_p))
     shared = lineage_means[lineage_of_type[labels]] + noise[:, :k_s]
@@ -333,6 +360,7 @@ def simulate_citeseq(
         "protein_foreground": float(protein_foreground),
         "n_batches": n_batches,
         "batch_effect": batch_effect,
+        "crossed_types": bool(crossed_types),
         "batch_factors": batch_factors,
     }
     logger.info(
