@@ -9,11 +9,13 @@ best lambda of the grid for each measure and the gaps. On simulated data it also
 lambda and records the ratio of training times (automatic / single). ``--refits N`` sweeps the specific stages N more
 times on the same shared stage, each from another initialisation (seeds 1000 + k), chooses again and measures again,
 and records each measure's mean per lambda over the fits, its mean at the lambdas the fits chose and the gap between
-them: one fit per lambda makes the grid's best partly the luckiest fit. Appends one JSON line per data set to
+them: one fit per lambda makes the grid's best partly the luckiest fit. On simulated data it also records, per lambda,
+how much of each modality's true specific programs ``Z_i`` holds (held-out R^2, ``programs_r2``); ``--crossed-types``
+simulates with ``crossed_types=True`` (``--n-types`` a multiple of 5). Appends one JSON line per data set to
 ``--out``.
 
 Usage: ``python benchmarks/lambda_auto.py --data sim --seed 0`` or ``--data pbmc5k`` / ``--data mosaic``
-``[--max-epochs 100] [--refits 0] [--out benchmarks/results/lambda_auto.jsonl]``
+``[--max-epochs 100] [--refits 0] [--n-types 27] [--crossed-types] [--out benchmarks/results/lambda_auto.jsonl]``
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ def measure(model: IndiSeek, mdata, label_key: str, labels: np.ndarray, truth: d
             "rho": round(rho, 3),
             "knn": round(knn_accuracy(mdata.obsm["X_indiseek"], labels), 3),
         }
+        if truth is not None:  # how much of its modality's true specific programs Z_i holds (held-out R^2)
+            per_lambda[float(lambda_)]["programs_r2"] = {
+                m: round(indiseek.tl.independence(mdata, f"X_indiseek_specific_{m}", f"sim_{m}_specific")["r2"], 3)
+                for m in ("rna", "protein")
+            }
     return per_lambda
 
 
@@ -76,6 +83,8 @@ def main() -> None:
     parser.add_argument("--data", default="sim", choices=["sim", "pbmc5k", "mosaic"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-epochs", type=int, default=CITESEQ.max_epochs)
+    parser.add_argument("--n-types", type=int, default=27)
+    parser.add_argument("--crossed-types", action="store_true")
     parser.add_argument("--real", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "real"))
     parser.add_argument(
         "--refits", type=int, default=0, help="Sweeps again from N other initialisations (seeds 1000+)."
@@ -85,7 +94,9 @@ def main() -> None:
     torch.set_num_threads(1)
 
     if args.data == "sim":
-        mdata = indiseek.datasets.simulate_citeseq(n_cells=5000, seed=args.seed, progress_bar=False)
+        mdata = indiseek.datasets.simulate_citeseq(
+            n_cells=5000, n_types=args.n_types, seed=args.seed, crossed_types=args.crossed_types, progress_bar=False
+        )
         protein, label_key, batch_size = "prot", "celltype.l2", CITESEQ.batch_size
         truth = dict(mdata.uns["simulation"]["rna_specificity"])
     else:
@@ -113,6 +124,7 @@ def main() -> None:
         "n_layers_estimator": CITESEQ.n_layers_estimator,
         "n_protein_pcs": CITESEQ.n_protein_pcs,
         "sweep_fit": "side_by_side",  # all lambdas in one vectorised fit from one initialisation
+        **({"n_types": args.n_types, "crossed_types": args.crossed_types} if args.data == "sim" else {}),
         "versions": versions(),
         "chosen_lambda": chosen,
         "reason": model.lambda_choice_["reason"],
