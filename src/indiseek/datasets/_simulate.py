@@ -138,7 +138,7 @@ def simulate_citeseq(
     and on the protein-only programs ``type_effect * sqrt(1 - s) * v`` (``u``, ``v`` standard Gaussian
     vectors), so that the total strength of its identity does not depend on ``s``. ``s = 1``: the type
     is told apart from its siblings by RNA alone; ``s = 0``: by protein alone. Within each lineage the
-    values of ``s`` are stratified over [0, 1]. Type proportions are uneven but not extreme (Dirichlet, 8 per type).
+    values of ``s`` are stratified over [0, 1].
 
     Each type draws its own offsets, so the specific programs of a cell reveal its type and with it its lineage,
     which the shared programs carry: the specific programs are not independent of the shared ones, as in real data,
