@@ -146,7 +146,8 @@ def simulate_citeseq(
     dependence: every lineage then has the same ``n_types / n_lineages`` specific states (the same offsets and values
     of ``s``), and a cell's lineage and state are drawn independently, so the specific programs are distributed alike
     in every lineage and independent of the shared programs, as the method's model of the data assumes. Type
-    ``<lineage>_<k>`` is state ``k`` of that lineage.
+    ``<lineage>_<k>`` is state ``k`` of that lineage; types of one state differ only by their lineage, so features
+    independent of the shared programs cannot tell them apart.
 
     RNA: negative binomial counts with mean ``library size * softmax_g(base_g + programs @ loadings)``,
     sparse gene loadings, per-gene dispersion and log-normal library sizes. Protein: negative binomial
