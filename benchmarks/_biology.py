@@ -1,8 +1,10 @@
 """Measures shared by the biology benchmarks: kNN accuracy and k-means ARI of labels, the cross-modal leak, the
-no-learning reference inputs, and totalVI's latent space."""
+no-learning reference inputs, and totalVI's latent space; and the simulator options they share."""
 
 from __future__ import annotations
 
+import argparse
+import inspect
 import time
 from importlib.metadata import version
 
@@ -13,6 +15,30 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
 import indiseek
+
+#: ``simulate_citeseq``'s default number of level-2 types: records of other values say so.
+DEFAULT_N_TYPES = inspect.signature(indiseek.datasets.simulate_citeseq).parameters["n_types"].default
+
+
+def add_simulator_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--n-types`` and ``--crossed-types`` (``simulate_citeseq(crossed_types=True)``; a multiple of 5 types)."""
+    parser.add_argument("--n-types", type=int, default=DEFAULT_N_TYPES)
+    parser.add_argument("--crossed-types", action="store_true")
+
+
+def simulate(args: argparse.Namespace, seed: int, n_cells: int = 5000):
+    """``simulate_citeseq`` defaults with the options of :func:`add_simulator_arguments`."""
+    return indiseek.datasets.simulate_citeseq(
+        n_cells=n_cells, n_types=args.n_types, seed=seed, crossed_types=args.crossed_types, progress_bar=False
+    )
+
+
+def simulator_fields(args: argparse.Namespace) -> dict:
+    """The simulator options for a record, when they differ from the defaults."""
+    if args.crossed_types or args.n_types != DEFAULT_N_TYPES:
+        return {"n_types": args.n_types, "crossed_types": args.crossed_types}
+    return {}
+
 
 #: The libraries whose versions move the figures: a fresh install can resolve newer ones, and with them the random
 #: streams and numerics of training and of the measures.

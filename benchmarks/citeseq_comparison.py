@@ -33,12 +33,15 @@ import time
 import numpy as np
 import torch
 from _biology import (
+    add_simulator_arguments,
     equal_blocks,
     kmeans_ari,
     knn_accuracy,
     knn_fields,
     leaks,
     reference_inputs,
+    simulate,
+    simulator_fields,
     totalvi_latent,
     versions,
 )
@@ -67,8 +70,7 @@ def main() -> None:
     parser.add_argument("--input-dropout", type=float, default=CITESEQ.input_dropout)
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--n-cells", type=int, default=5000)
-    parser.add_argument("--n-types", type=int, default=27)
-    parser.add_argument("--crossed-types", action="store_true")
+    add_simulator_arguments(parser)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--refits", type=int, default=0)
     parser.add_argument("--first-refit", type=int, default=0)
@@ -76,9 +78,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    mdata = indiseek.datasets.simulate_citeseq(
-        n_cells=args.n_cells, n_types=args.n_types, seed=args.seed, crossed_types=args.crossed_types, progress_bar=False
-    )
+    mdata = simulate(args, args.seed, args.n_cells)
     labels = mdata.obs["celltype.l2"].astype(str).to_numpy()
     truth = dict(mdata.uns["simulation"]["rna_specificity"])
     ref = reference_inputs(mdata["rna"], mdata["prot"].X)
@@ -86,8 +86,7 @@ def main() -> None:
     knn_ref = {k: knn_accuracy(v, labels) for k, v in refs.items()}
     ari_ref = round(kmeans_ari(refs["all"], labels), 3)
     record = {"method": args.method, "seed": args.seed, "n_cells": args.n_cells, "simulator": "bounded ADT foreground"}
-    if args.crossed_types or args.n_types != 27:
-        record |= {"n_types": args.n_types, "crossed_types": args.crossed_types}
+    record |= simulator_fields(args)
     if args.method == "totalvi":
         latent, train_s, epochs = totalvi_latent(mdata, args.seed, args.accelerator)
         knn = knn_accuracy(latent, labels)

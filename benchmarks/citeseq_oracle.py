@@ -27,7 +27,7 @@ import json
 
 import numpy as np
 import pandas as pd
-from _biology import knn_accuracy, reference_inputs
+from _biology import add_simulator_arguments, knn_accuracy, reference_inputs, simulate, simulator_fields
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import cross_val_predict, cross_val_score
 from sklearn.neighbors import KNeighborsRegressor
@@ -60,14 +60,11 @@ def measure(mdata, keys: dict[str, str], labels: np.ndarray, truth: dict, refs: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--n-types", type=int, default=27)
-    parser.add_argument("--crossed-types", action="store_true")
+    add_simulator_arguments(parser)
     parser.add_argument("--out", default="benchmarks/results/citeseq_oracle.jsonl")
     args = parser.parse_args()
     for seed in args.seeds:
-        mdata = indiseek.datasets.simulate_citeseq(
-            n_cells=5000, n_types=args.n_types, seed=seed, crossed_types=args.crossed_types, progress_bar=False
-        )
+        mdata = simulate(args, seed)
         labels = mdata.obs["celltype.l2"].astype(str).to_numpy()
         truth = dict(mdata.uns["simulation"]["rna_specificity"])
         ref = reference_inputs(mdata["rna"], mdata["prot"].X)
@@ -89,11 +86,7 @@ def main() -> None:
         record = {
             "seed": seed,
             "n_cells": 5000,
-            **(
-                {"n_types": args.n_types, "crossed_types": args.crossed_types}
-                if args.crossed_types or args.n_types != 27
-                else {}
-            ),
+            **simulator_fields(args),
             "true_programs": measure(mdata, true_keys, labels, truth, refs, seed),
             "centred_on_shared": measure(
                 mdata, {m: f"sim_{m}_specific_centred" for m in MODS}, labels, truth, refs, seed

@@ -33,16 +33,17 @@ def gaps(record: dict, fits: list[tuple[str, dict]], name: str, n_splits: int, r
     """The record's gap of the chosen lambdas to the best lambda for the measure ``name``, with its paired standard
     error, the split-half gap and a random lambda's gap."""
     grid = list(fits[0][1])
+    lambdas = [float(lam) for lam in grid]
     values = np.array([[f[lam][name] for lam in grid] for _, f in fits])  # fits x lambdas
     chosen = np.array([f[c][name] for c, f in fits])
-    top = grid.index(f"{record[f'best_lambda_{name}_mean']:g}")
+    top = lambdas.index(record[f"best_lambda_{name}_mean"])
     paired = values[:, top] - chosen
     half = len(fits) // 2
     split = []
     for _ in range(n_splits):
         order = rng.permutation(len(fits))
         pick, judge = order[:half], order[half:]
-        picked = grid.index(f"{best(dict(zip(map(float, grid), values[pick].mean(axis=0), strict=True))):g}")
+        picked = lambdas.index(best(dict(zip(lambdas, values[pick].mean(axis=0), strict=True))))
         split.append(values[judge, picked].mean() - chosen[judge].mean())
     sd = values.std(axis=0, ddof=1)
     return {
