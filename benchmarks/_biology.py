@@ -60,8 +60,17 @@ def processor() -> str:
 
 
 def model_settings(model) -> dict:
-    """The model's settings that the benchmarks' records name (its depths, lambda and input preparation)."""
-    keys = ("lambda_", "n_pcs", "n_protein_pcs", "input_dropout", "n_layers", "n_layers_shared", "n_layers_estimator")
+    """The model's settings that the benchmarks' records name (depths, lambda, CLUB estimator, input preparation)."""
+    keys = (
+        "lambda_",
+        "n_pcs",
+        "n_protein_pcs",
+        "input_dropout",
+        "n_layers",
+        "n_layers_shared",
+        "n_layers_estimator",
+        "club_estimator",
+    )
     return {k: model.init_params_["non_kwargs"][k] for k in keys}
 
 

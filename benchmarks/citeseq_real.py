@@ -13,8 +13,8 @@ the most frequent label. ``--method totalvi`` trains scvi-tools' TOTALVI with it
 measures its latent space the same way. Appends one JSON line per file and seed to ``--out``.
 
 Usage: ``python benchmarks/citeseq_real.py [--method indiseek|totalvi] [--input-dropout 0.3] [--n-layers 5]
-[--n-layers-shared 4] [--n-protein-pcs 50] [--seeds 0 1 2] [--data ../shared/data/real]
-[--out benchmarks/results/citeseq_real.jsonl]``
+[--n-layers-shared 4] [--n-protein-pcs 50] [--lambda 10] [--club-estimator gaussian] [--seeds 0 1 2]
+[--data ../shared/data/real] [--out benchmarks/results/citeseq_real.jsonl]``
 """
 
 from __future__ import annotations
@@ -69,6 +69,8 @@ def run(
     n_layers_shared: int = CITESEQ.n_layers_shared,
     n_protein_pcs: int | None = CITESEQ.n_protein_pcs,
     n_layers_estimator: int = CITESEQ.n_layers_estimator,
+    lambda_: float = CITESEQ.lambda_,
+    club_estimator: str = CITESEQ.club_estimator,
 ) -> dict:
     mdata, protein, label_key = load(name, data)
     labels = mdata.obs[label_key].astype(str).to_numpy()
@@ -89,7 +91,8 @@ def run(
     IndiSeek.setup_mudata(mdata, modalities={"rna_layer": "rna", "protein_layer": protein})
     model = IndiSeek(
         mdata, input_dropout=input_dropout, n_layers=n_layers, n_layers_shared=n_layers_shared,
-        n_protein_pcs=n_protein_pcs, n_layers_estimator=n_layers_estimator,
+        n_protein_pcs=n_protein_pcs, n_layers_estimator=n_layers_estimator, lambda_=lambda_,
+        club_estimator=club_estimator,
     )  # fmt: skip
     start = time.perf_counter()
     model.train(batch_size=64, seed=seed, enable_progress_bar=False)
@@ -141,6 +144,8 @@ def main() -> None:
     parser.add_argument("--n-layers-shared", type=int, default=CITESEQ.n_layers_shared)
     parser.add_argument("--n-protein-pcs", type=int, default=CITESEQ.n_protein_pcs)
     parser.add_argument("--n-layers-estimator", type=int, default=CITESEQ.n_layers_estimator)
+    parser.add_argument("--lambda", dest="lambda_", type=float, default=CITESEQ.lambda_)
+    parser.add_argument("--club-estimator", default=CITESEQ.club_estimator)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--files", nargs="+", default=["pbmc5k", "mosaic"])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/real"))
@@ -151,7 +156,7 @@ def main() -> None:
         for seed in args.seeds:
             record = run(
                 name, args.data, seed, args.method, args.input_dropout, args.n_layers, args.n_layers_shared,
-                args.n_protein_pcs, args.n_layers_estimator,
+                args.n_protein_pcs, args.n_layers_estimator, args.lambda_, args.club_estimator,
             )  # fmt: skip
             with open(args.out, "a") as fh:
                 fh.write(json.dumps(record) + "\n")

@@ -7,7 +7,7 @@ import torch
 import indiseek
 from indiseek import IndiSeek
 from indiseek.module import SpecificModule, get_objective
-from indiseek.nn import CriticCLUB, GaussianCLUB
+from indiseek.nn import CriticCLUB, GaussianCLUB, RidgeCLUB
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +103,27 @@ def test_standardised_club_is_not_lowered_by_shrinking_z():
     assert standardised[1] == pytest.approx(standardised[0], rel=1e-4)
 
 
+def test_ridge_club_reads_linear_dependence_at_once_and_misses_a_product():
+    """No fitting steps: the first batch's estimate is the closed form sum_j R^2_j / (1 - R^2_j); a dependence
+    that no linear map of C predicts (z = c1 c2) reads about 0."""
+    g = torch.Generator().manual_seed(0)
+    c = torch.randn(4096, 2, generator=g)
+    noise = torch.randn(4096, 2, generator=g)
+    linear = torch.cat([c[:, :1] + 0.5 * noise[:, :1], noise[:, 1:]], dim=1)  # R^2 = 0.8 on the first coordinate
+    product = torch.cat([(c[:, :1] * c[:, 1:]), noise[:, 1:]], dim=1)
+    estimator = RidgeCLUB(2, 2)
+    assert not list(estimator.parameters())
+    assert float(estimator(linear, c)) == pytest.approx(4.0, abs=0.3)
+    assert abs(float(RidgeCLUB(2, 2)(product, c))) < 0.05
+    assert abs(float(RidgeCLUB(2, 2)(noise, c))) < 0.05
+    # the statistics are averaged over training batches and kept, not updated, in evaluation
+    moments = estimator.state_dict()
+    estimator.eval()
+    estimator(noise, c)
+    for key, value in estimator.state_dict().items():
+        torch.testing.assert_close(value, moments[key])
+
+
 def test_club_estimator_option():
     X, C = indiseek.sim.simulate_setting(2, n=600, seed=0)
     enc = indiseek.fit_specific(X, shared=C, club_estimator="critic", n_specific=4, n_hidden=16, n_layers=3,
@@ -117,15 +138,16 @@ def test_club_estimator_option():
         assert enc.module.estimator.standardize is standardize
 
 
-def test_model_with_the_critic_estimator_round_trips(small_mdata, tmp_path):
+@pytest.mark.parametrize(("name", "estimator"), [("critic", CriticCLUB), ("ridge", RidgeCLUB)])
+def test_model_with_another_estimator_round_trips(small_mdata, tmp_path, name, estimator):
     mdata = small_mdata.copy()
     IndiSeek.setup_mudata(mdata)
     with pytest.raises(ValueError, match="club_estimator"):
         IndiSeek(mdata, club_estimator="kde")
     assert IndiSeek(mdata).init_params_["non_kwargs"]["club_estimator"] == "gaussian"
-    model = IndiSeek(mdata, club_estimator="critic", n_shared=6, n_specific=5, n_hidden=16, n_layers=3, n_pcs=20)
+    model = IndiSeek(mdata, club_estimator=name, n_shared=6, n_specific=5, n_hidden=16, n_layers=3, n_pcs=20)
     model.train(max_epochs=2, batch_size=64, lr=1e-3, enable_progress_bar=False)
-    assert isinstance(model.module.specific["rna"].estimator, CriticCLUB)
+    assert isinstance(model.module.specific["rna"].estimator, estimator)
     model.save(tmp_path / "model")
     loaded = IndiSeek.load(tmp_path / "model", mdata)
     np.testing.assert_allclose(

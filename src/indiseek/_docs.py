@@ -23,8 +23,10 @@ club_sample
 club_estimator
     Estimator of the CLUB term (IndiSeek, FactorizedCL): ``"gaussian_raw"`` (the paper's variational Gaussian
     ``q(z | c)`` on raw ``Z``), ``"gaussian"`` (the same on ``Z`` standardised over the batch, so that shrinking
-    ``Z`` cannot lower it) or ``"critic"`` (a scalar critic of ``(z, c)``, which also sees dependence spread over
-    several coordinates of ``Z``). The documentation's results page compares them."""
+    ``Z`` cannot lower it), ``"ridge"`` (a Gaussian whose mean is a ridge regression on ``C`` refitted in closed
+    form on every minibatch: the encoder cannot outrun it, but it sees linear dependence only) or ``"critic"`` (a
+    scalar critic of ``(z, c)``, which also sees dependence spread over several coordinates of ``Z``). The
+    documentation's results page compares them."""
 
 _estimator = """\
 estimator_lr, n_estimator_steps

@@ -11,6 +11,24 @@ _LOGVAR_BOUND = 8.0
 _STD_EPS = 1e-6
 
 
+def _standardize(z: torch.Tensor) -> torch.Tensor:
+    return (z - z.mean(0)) / (z.std(0) + _STD_EPS)
+
+
+def _gaussian_bound(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, sample: bool = False) -> torch.Tensor:
+    """``mean_k log q(z_k | c_k) - mean_{k,l} log q(z_l | c_k)`` for ``q(. | c_k) = N(mu_k, diag exp(logvar_k))``."""
+    precision = torch.exp(-logvar)
+    positive = -0.5 * ((z - mu) ** 2 * precision).sum(1)
+    if sample:
+        perm = torch.randperm(z.shape[0], device=z.device)
+        negative = -0.5 * ((z[perm] - mu) ** 2 * precision).sum(1)
+    else:
+        z_mean = z.mean(0)
+        z_sq_mean = (z**2).mean(0)
+        negative = -0.5 * ((z_sq_mean - 2 * mu * z_mean + mu**2) * precision).sum(1)
+    return (positive - negative).mean()
+
+
 class GaussianCLUB(nn.Module):
     """Contrastive log-ratio upper bound ``CLUB(Z; C)`` with ``q(z | c) = N(mu(c), diag exp(logvar(c)))``.
 
@@ -55,9 +73,7 @@ class GaussianCLUB(nn.Module):
         self.standardize = standardize
 
     def _prepare(self, z: torch.Tensor) -> torch.Tensor:
-        if not self.standardize:
-            return z
-        return (z - z.mean(0)) / (z.std(0) + _STD_EPS)
+        return _standardize(z) if self.standardize else z
 
     def moments(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-variance of ``q(z | c)``, each ``(batch, n_z)``.
@@ -72,16 +88,7 @@ class GaussianCLUB(nn.Module):
         """The CLUB estimate of ``I(Z; C)`` on a batch (nats). Log-variance terms and constants cancel."""
         z = self._prepare(z)
         mu, logvar = self.moments(c)
-        precision = torch.exp(-logvar)
-        positive = -0.5 * ((z - mu) ** 2 * precision).sum(1)
-        if self.sample:
-            perm = torch.randperm(z.shape[0], device=z.device)
-            negative = -0.5 * ((z[perm] - mu) ** 2 * precision).sum(1)
-        else:
-            z_mean = z.mean(0)
-            z_sq_mean = (z**2).mean(0)
-            negative = -0.5 * ((z_sq_mean - 2 * mu * z_mean + mu**2) * precision).sum(1)
-        return (positive - negative).mean()
+        return _gaussian_bound(z, mu, logvar, self.sample)
 
     def log_likelihood(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """Mean Gaussian log-likelihood ``mean_k log q(z_k | c_k)`` up to the constant ``-n_z/2 log(2 pi)``."""
@@ -92,6 +99,62 @@ class GaussianCLUB(nn.Module):
     def learning_loss(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """Negative log-likelihood that fits ``q``; ``z`` is detached so the encoder receives no gradient."""
         return -self.log_likelihood(z.detach(), c.detach())
+
+
+class RidgeCLUB(nn.Module):
+    """Gaussian CLUB whose ``q(z | c)`` is fitted in closed form: a ridge regression of ``Z`` on ``C``.
+
+    :class:`GaussianCLUB` fits ``q`` by a few gradient steps per encoder step, and the encoder, which moves each
+    ``z_k`` away from ``q``'s current mean ``mu(c_k)``, can outrun it: on simulated CITE-seq ``q``'s mean settles
+    on the batch mean (the bound then reads 0 nats and passes no gradient) while ``Z`` still depends on ``C``.
+    Here ``q``'s mean is the least-squares fit of the (standardised) ``Z`` on ``(C, 1)`` from sufficient statistics
+    averaged over recent training minibatches (an exponential moving average, the current batch included), its
+    variance that of the batch's residuals. ``q`` has no parameters and no lag beyond that average; what the
+    encoder leaves predictable from ``C`` by a linear map is always penalised. Dependence that no linear map of
+    ``C`` predicts is not seen.
+
+    Parameters
+    ----------
+    n_z
+        Dimension of ``z``.
+    n_c
+        Dimension of ``c``.
+    momentum
+        Weight of the past in the moving average of the statistics (0.95: about the last 20 minibatches).
+    ridge
+        Ridge penalty, relative to each feature's second moment.
+    """
+
+    def __init__(self, n_z: int, n_c: int, momentum: float = 0.95, ridge: float = 0.01):
+        super().__init__()
+        self.momentum, self.ridge = momentum, ridge
+        self.register_buffer("c_moments", torch.zeros(n_c + 1, n_c + 1))
+        self.register_buffer("cz_moments", torch.zeros(n_c + 1, n_z))
+        self.register_buffer("n_updates", torch.zeros((), dtype=torch.long))
+
+    def _regress(self, z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``q``'s mean and log-variance on a batch (no gradient); updates the moving average when training."""
+        with torch.no_grad():
+            c1 = torch.cat([c, torch.ones_like(c[:, :1])], dim=1)
+            cc, cz = c1.T @ c1 / len(c1), c1.T @ z / len(c1)
+            if self.training:
+                weight = self.momentum if self.n_updates > 0 else 0.0
+                self.c_moments.mul_(weight).add_(cc, alpha=1 - weight)
+                self.cz_moments.mul_(weight).add_(cz, alpha=1 - weight)
+                self.n_updates += 1
+            if self.n_updates > 0:
+                cc, cz = self.c_moments, self.cz_moments
+            penalty = self.ridge * torch.diagonal(cc).clone()
+            penalty[-1] = 0.0  # the intercept is not shrunk
+            mu = c1 @ torch.linalg.solve(cc + torch.diag(penalty), cz)
+            logvar = ((z - mu) ** 2).mean(0).clamp_min(_STD_EPS).log().expand_as(mu)
+        return mu, logvar
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """The CLUB estimate of ``I(Z; C)`` on a batch (nats), with ``q`` refitted first."""
+        z = _standardize(z)
+        mu, logvar = self._regress(z.detach(), c)
+        return _gaussian_bound(z, mu, logvar)
 
 
 class CriticCLUB(nn.Module):
