@@ -107,7 +107,7 @@ class RidgeCLUB(nn.Module):
     :class:`GaussianCLUB` fits ``q`` by a few gradient steps per encoder step, and the encoder, which moves each
     ``z_k`` away from ``q``'s current mean ``mu(c_k)``, can outrun it: on simulated CITE-seq ``q``'s mean settles
     on the batch mean (the bound then reads 0 nats and passes no gradient) while ``Z`` still depends on ``C``.
-    Here ``q``'s mean is the least-squares fit of the (standardised) ``Z`` on ``(C, 1)`` from sufficient statistics
+    Here ``q``'s mean is the ridge regression of the (standardised) ``Z`` on ``(C, 1)`` from sufficient statistics
     averaged over recent training minibatches (an exponential moving average, the current batch included), its
     variance that of the batch's residuals. ``q`` has no parameters and no lag beyond that average; what the
     encoder leaves predictable from ``C`` by a linear map is always penalised. Dependence that no linear map of
