@@ -156,6 +156,9 @@ def test_model_with_another_estimator_round_trips(small_mdata, tmp_path, name, e
         rtol=1e-5,
         atol=1e-6,
     )
+    # the specific stages of several lambdas run side by side (vectorised) with this estimator too
+    sweep = model.sweep_lambda([0.1, 10.0], max_epochs=1, batch_size=64, enable_progress_bar=False)
+    assert list(sweep.index) == [0.1, 10.0] and np.isfinite(sweep.to_numpy(dtype=float)).all()
 
 
 @pytest.mark.parametrize("method", ["factorizedcl", "infodisen", "clip"])

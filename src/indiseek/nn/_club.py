@@ -133,20 +133,26 @@ class RidgeCLUB(nn.Module):
         self.register_buffer("n_updates", torch.zeros((), dtype=torch.long))
 
     def _regress(self, z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``q``'s mean and log-variance on a batch (no gradient); updates the moving average when training."""
+        """``q``'s mean and log-variance on a batch (no gradient); updates the moving average when training.
+
+        Without data-dependent branches, so that copies of the estimator run side by side under
+        :func:`torch.func.vmap` (:meth:`~indiseek.IndiSeek.sweep_lambda`).
+        """
         with torch.no_grad():
             c1 = torch.cat([c, torch.ones_like(c[:, :1])], dim=1)
             cc, cz = c1.T @ c1 / len(c1), c1.T @ z / len(c1)
+            seen = self.n_updates > 0
             if self.training:
-                weight = self.momentum if self.n_updates > 0 else 0.0
-                self.c_moments.mul_(weight).add_(cc, alpha=1 - weight)
-                self.cz_moments.mul_(weight).add_(cz, alpha=1 - weight)
-                self.n_updates += 1
-            if self.n_updates > 0:
-                cc, cz = self.c_moments, self.cz_moments
-            penalty = self.ridge * torch.diagonal(cc).clone()
-            penalty[-1] = 0.0  # the intercept is not shrunk
-            mu = c1 @ torch.linalg.solve(cc + torch.diag(penalty), cz)
+                weight = seen * self.momentum  # 0 at the first update: the average starts from the first batch
+                self.c_moments.mul_(weight).add_((1 - weight) * cc)
+                self.cz_moments.mul_(weight).add_((1 - weight) * cz)
+                self.n_updates.add_(1)
+                seen = torch.ones_like(seen)
+            cc = torch.where(seen, self.c_moments, cc)  # before any training step: the batch's own moments
+            cz = torch.where(seen, self.cz_moments, cz)
+            unshrunk_intercept = torch.ones_like(cc[0]).index_fill(0, torch.tensor([len(cc) - 1]), 0.0)
+            penalty = torch.diag(self.ridge * torch.diagonal(cc) * unshrunk_intercept)
+            mu = c1 @ torch.linalg.solve(cc + penalty, cz)
             logvar = ((z - mu) ** 2).mean(0).clamp_min(_STD_EPS).log().expand_as(mu)
         return mu, logvar
 
