@@ -142,16 +142,17 @@ class RidgeCLUB(nn.Module):
             c1 = torch.cat([c, torch.ones_like(c[:, :1])], dim=1)
             cc, cz = c1.T @ c1 / len(c1), c1.T @ z / len(c1)
             seen = self.n_updates > 0
-            if self.training:
-                weight = seen * self.momentum  # 0 at the first update: the average starts from the first batch
-                self.c_moments.mul_(weight).add_((1 - weight) * cc)
-                self.cz_moments.mul_(weight).add_((1 - weight) * cz)
+            if self.training:  # the average starts from the first batch
+                for moments, batch in ((self.c_moments, cc), (self.cz_moments, cz)):
+                    moments.copy_(
+                        torch.where(seen, torch.add(moments * self.momentum, batch, alpha=1 - self.momentum), batch)
+                    )
                 self.n_updates.add_(1)
                 seen = torch.ones_like(seen)
             cc = torch.where(seen, self.c_moments, cc)  # before any training step: the batch's own moments
             cz = torch.where(seen, self.cz_moments, cz)
-            unshrunk_intercept = torch.ones_like(cc[0]).index_fill(0, torch.tensor([len(cc) - 1]), 0.0)
-            penalty = torch.diag(self.ridge * torch.diagonal(cc) * unshrunk_intercept)
+            shrunk = torch.cat([torch.ones_like(cc[0, 1:]), torch.zeros_like(cc[0, :1])])  # not the intercept
+            penalty = torch.diag(self.ridge * torch.diagonal(cc) * shrunk)
             mu = c1 @ torch.linalg.solve(cc + penalty, cz)
             logvar = ((z - mu) ** 2).mean(0).clamp_min(_STD_EPS).log().expand_as(mu)
         return mu, logvar
