@@ -15,7 +15,8 @@ simulates with ``crossed_types=True`` (``--n-types`` a multiple of 5). Appends o
 ``--out``.
 
 Usage: ``python benchmarks/lambda_auto.py --data sim --seed 0`` or ``--data pbmc5k`` / ``--data mosaic``
-``[--max-epochs 100] [--refits 0] [--n-types 27] [--crossed-types] [--out benchmarks/results/lambda_auto.jsonl]``
+``[--max-epochs 100] [--refits 0] [--n-types 27] [--crossed-types] [--club-estimator gaussian]
+[--out benchmarks/results/lambda_auto.jsonl]``
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ def main() -> None:
     parser.add_argument(
         "--refits", type=int, default=0, help="Sweeps again from N other initialisations (seeds 1000+)."
     )
+    parser.add_argument("--club-estimator", default=CITESEQ.club_estimator)
     parser.add_argument("--out", default="benchmarks/results/lambda_auto.jsonl")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -107,7 +109,7 @@ def main() -> None:
         indiseek.tl.wnn_weights(mdata, protein_mod=protein, backend="exact")
     labels = mdata.obs[label_key].astype(str).to_numpy()
     IndiSeek.setup_mudata(mdata, modalities={"rna_layer": "rna", "protein_layer": protein})
-    model = IndiSeek(mdata, lambda_="auto")
+    model = IndiSeek(mdata, lambda_="auto", club_estimator=args.club_estimator)
     start = time.perf_counter()
     model.train(max_epochs=args.max_epochs, batch_size=batch_size, seed=args.seed, enable_progress_bar=False)
     auto_s = time.perf_counter() - start
@@ -120,7 +122,7 @@ def main() -> None:
         "n_cells": int(mdata.n_obs),
         "max_epochs": args.max_epochs,
         "batch_size": batch_size,
-        "club_estimator": CITESEQ.club_estimator,
+        "club_estimator": args.club_estimator,
         "input_dropout": CITESEQ.input_dropout,
         "n_layers_shared": CITESEQ.n_layers_shared,
         "n_layers_estimator": CITESEQ.n_layers_estimator,
@@ -153,7 +155,7 @@ def main() -> None:
         ]
         record |= gaps(fits)
     if args.data == "sim":
-        single = IndiSeek(mdata)
+        single = IndiSeek(mdata, club_estimator=args.club_estimator)
         start = time.perf_counter()
         single.train(max_epochs=args.max_epochs, seed=args.seed, enable_progress_bar=False)
         record["single_train_seconds"] = round(time.perf_counter() - start, 1)
