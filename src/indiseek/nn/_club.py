@@ -160,7 +160,7 @@ class RidgeCLUB(nn.Module):
     def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """The CLUB estimate of ``I(Z; C)`` on a batch (nats), with ``q`` refitted first."""
         z = _standardize(z)
-        mu, logvar = self._regress(z.detach(), c)
+        mu, logvar = self._regress(z, c)
         return _gaussian_bound(z, mu, logvar)
 
 
