@@ -71,6 +71,7 @@ def run(
     n_layers_estimator: int = CITESEQ.n_layers_estimator,
     lambda_: float = CITESEQ.lambda_,
     club_estimator: str = CITESEQ.club_estimator,
+    max_epochs: int = CITESEQ.max_epochs,
 ) -> dict:
     mdata, protein, label_key = load(name, data)
     labels = mdata.obs[label_key].astype(str).to_numpy()
@@ -95,7 +96,7 @@ def run(
         club_estimator=club_estimator,
     )  # fmt: skip
     start = time.perf_counter()
-    model.train(batch_size=64, seed=seed, enable_progress_bar=False)
+    model.train(max_epochs=max_epochs, batch_size=64, seed=seed, enable_progress_bar=False)
     train_s = time.perf_counter() - start
     model.write_embeddings()
     o = mdata.obsm
@@ -120,6 +121,7 @@ def run(
     knn = {k: knn_accuracy(v, labels) for k, v in feats.items()}
     return record | {
         "defaults": model_settings(model),
+        "max_epochs": max_epochs,
         "epochs_run": model.epochs_trained,
         "rho_theta_vs_wnn": round(rho, 3),
         "theta_separation": {k: round(v, 3) for k, v in separation.items()},
@@ -146,6 +148,7 @@ def main() -> None:
     parser.add_argument("--n-layers-estimator", type=int, default=CITESEQ.n_layers_estimator)
     parser.add_argument("--lambda", dest="lambda_", type=float, default=CITESEQ.lambda_)
     parser.add_argument("--club-estimator", default=CITESEQ.club_estimator)
+    parser.add_argument("--max-epochs", type=int, default=CITESEQ.max_epochs)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--files", nargs="+", default=["pbmc5k", "mosaic"])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/real"))
@@ -156,7 +159,7 @@ def main() -> None:
         for seed in args.seeds:
             record = run(
                 name, args.data, seed, args.method, args.input_dropout, args.n_layers, args.n_layers_shared,
-                args.n_protein_pcs, args.n_layers_estimator, args.lambda_, args.club_estimator,
+                args.n_protein_pcs, args.n_layers_estimator, args.lambda_, args.club_estimator, args.max_epochs,
             )  # fmt: skip
             with open(args.out, "a") as fh:
                 fh.write(json.dumps(record) + "\n")

@@ -138,13 +138,15 @@ def test_club_estimator_option():
         assert enc.module.estimator.standardize is standardize
 
 
-@pytest.mark.parametrize(("name", "estimator"), [("critic", CriticCLUB), ("ridge", RidgeCLUB)])
-def test_model_with_another_estimator_round_trips(small_mdata, tmp_path, name, estimator):
+@pytest.mark.parametrize(
+    ("name", "estimator"), [("critic", CriticCLUB), ("gaussian", GaussianCLUB), ("ridge", RidgeCLUB)]
+)
+def test_model_with_each_estimator_round_trips(small_mdata, tmp_path, name, estimator):
     mdata = small_mdata.copy()
     IndiSeek.setup_mudata(mdata)
     with pytest.raises(ValueError, match="club_estimator"):
         IndiSeek(mdata, club_estimator="kde")
-    assert IndiSeek(mdata).init_params_["non_kwargs"]["club_estimator"] == "gaussian"
+    assert IndiSeek(mdata).init_params_["non_kwargs"]["club_estimator"] == "ridge"
     model = IndiSeek(mdata, club_estimator=name, n_shared=6, n_specific=5, n_hidden=16, n_layers=3, n_pcs=20)
     model.train(max_epochs=2, batch_size=64, lr=1e-3, enable_progress_bar=False)
     assert isinstance(model.module.specific["rna"].estimator, estimator)

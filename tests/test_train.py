@@ -115,16 +115,25 @@ def test_shared_specific_and_estimator_depths_are_set_apart(trained, tmp_path):
     shared, specific = trained.module.shared, trained.module.specific["rna"]
     assert depth(shared.rna_encoder) == depth(shared.protein_encoder) == 4  # the default
     assert depth(specific.encoder) == depth(specific.decoder) == 3  # n_layers of the fixture
-    assert depth(specific.estimator) == 2  # the default
-    # A save from before the shared stage and CLUB's estimator had their own depths (one n_layers for every
-    # network) still loads.
+    assert depth(specific.estimator) == 0  # the default ridge estimator has no network
     mdata = trained.adata.copy()
     IndiSeek.setup_mudata(mdata)
-    model = IndiSeek(mdata, **SMALL, n_layers_shared=SMALL["n_layers"], n_layers_estimator=SMALL["n_layers"])
+    gaussian = IndiSeek(mdata, **SMALL, club_estimator="gaussian")
+    gaussian.train(max_epochs=1, batch_size=64, enable_progress_bar=False, seed=0)
+    assert depth(gaussian.module.specific["rna"].estimator) == 2  # the default depth of a learned estimator
+    # A save from before the shared stage and CLUB's estimator had their own depths (one n_layers for every
+    # network) and before the ridge estimator was the default still loads.
+    model = IndiSeek(
+        mdata,
+        **SMALL,
+        n_layers_shared=SMALL["n_layers"],
+        n_layers_estimator=SMALL["n_layers"],
+        club_estimator="gaussian",
+    )
     model.train(max_epochs=1, batch_size=64, enable_progress_bar=False, seed=0)
     model.save(tmp_path / "m")
     info = json.loads((tmp_path / "m" / "model.json").read_text())
-    for name in ("n_layers_shared", "n_layers_estimator"):
+    for name in ("n_layers_shared", "n_layers_estimator", "club_estimator"):
         del info["init_params"]["non_kwargs"][name]
     info["checksum"] = _checksum(info)
     (tmp_path / "m" / "model.json").write_text(json.dumps(info))

@@ -7,7 +7,8 @@ from docrep import DocstringProcessor
 _lambda = """\
 lambda_
     Weight of the capture term: small values favour independence from the shared features, large values
-    completeness (paper: 0.1 in the simulations, 10 on CITE-seq)."""
+    completeness (paper: 0.1 in the simulations, 10 on CITE-seq; the package: 300 on CITE-seq, with CLUB's ridge
+    estimator)."""
 
 _network = """\
 n_hidden, n_layers

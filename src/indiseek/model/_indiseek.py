@@ -78,9 +78,10 @@ class IndiSeek(OutputsMixin, BaseModelClass):
         decoders). Four layers, one fewer than the paper's, keep more of the antibodies' information in
         ``C_protein`` (see the documentation's results page).
     n_layers_estimator
-        Depth of CLUB's estimator ``q(z | c)`` (IndiSeek, FactorizedCL), in place of ``n_layers``. Two layers (one
-        hidden), as in CLUB's reference code; on the simulator theta then ranks the cell types a little better than
-        with five (see the documentation's results page).
+        Depth of CLUB's learned estimator (``club_estimator="gaussian"``, ``"gaussian_raw"`` or ``"critic"``;
+        IndiSeek, FactorizedCL), in place of ``n_layers``. Two layers (one hidden), as in CLUB's reference code; on
+        the simulator theta then ranks the cell types a little better than with five (see the documentation's
+        results page). The ridge estimator has no network.
     %(param_lambda)s
         ``"auto"``: :meth:`train` fits the shared stage once, then the specific stages over the paper's grid
         10^-3 .. 10^3 (:meth:`sweep_lambda`), and keeps the lambda :func:`~indiseek.tl.select_lambda` chooses
@@ -107,7 +108,7 @@ class IndiSeek(OutputsMixin, BaseModelClass):
     --------
     >>> mdata = indiseek.datasets.simulate_citeseq(n_cells=2000, seed=0)
     >>> indiseek.IndiSeek.setup_mudata(mdata, modalities={"rna_layer": "rna", "protein_layer": "prot"})
-    >>> model = indiseek.IndiSeek(mdata, lambda_=10.0)
+    >>> model = indiseek.IndiSeek(mdata)
     >>> model.train(max_epochs=50)
     >>> z_rna = model.get_latent_representation(modality="rna", kind="specific")
     >>> model.write_embeddings()

@@ -201,6 +201,7 @@ def load_model(cls, dir_path: str | Path, mdata: MuData | None, device: torch.de
     params.setdefault("n_layers_shared", params["n_layers"])  # saves before it had its own depth: one for all
     params.setdefault("n_protein_pcs", None)  # saves before protein components: every antibody's CLR
     params.setdefault("n_layers_estimator", params["n_layers"])  # saves before it had its own depth
+    params.setdefault("club_estimator", "gaussian")  # saves before it was a setting: the learned Gaussian
     model = cls(mdata, **params)
     model.var_names_ = info["var_names"]  # the features the networks expect; queries are matched by name
     model.batches_ = info.get("batches")  # a query model's also holds the batches it was given
