@@ -128,7 +128,7 @@ class CiteseqDefaults(SpecificDefaults):
 #: at 100 epochs that leaves the specific stage under-trained, and 200 components give CLIP noise to memorise. CLUB's
 #: Gaussian has its mean refitted in closed form on every minibatch (``"ridge"``): the learned Gaussian falls behind
 #: the encoder within about 40 epochs, after which ``Z`` takes up the other modality's shared features (held-out R^2
-#: 0.24-0.53 on simulated data, against at most 0.10 with the ridge estimator). Against that estimator the capture
+#: 0.24-0.55 on simulated data, against at most 0.10 with the ridge estimator). Against that estimator the capture
 #: term needs lambda 300 to keep the cell types in ``Z``, and 300 epochs let ``Z`` keep more of them. Batches of
 #: 64 (paper: 128) give twice the updates in the same epochs; the specific features then keep more of the cell types.
 #: Shared encoders of 4 linear layers (paper: 5) keep more of the antibodies' information in ``C_protein``.
