@@ -71,7 +71,7 @@ def run(
     n_layers_estimator: int = CITESEQ.n_layers_estimator,
     lambda_: float = CITESEQ.lambda_,
     club_estimator: str = CITESEQ.club_estimator,
-    max_epochs: int = CITESEQ.max_epochs,
+    max_epochs: int | None = None,
 ) -> dict:
     mdata, protein, label_key = load(name, data)
     labels = mdata.obs[label_key].astype(str).to_numpy()
@@ -148,7 +148,7 @@ def main() -> None:
     parser.add_argument("--n-layers-estimator", type=int, default=CITESEQ.n_layers_estimator)
     parser.add_argument("--lambda", dest="lambda_", type=float, default=CITESEQ.lambda_)
     parser.add_argument("--club-estimator", default=CITESEQ.club_estimator)
-    parser.add_argument("--max-epochs", type=int, default=CITESEQ.max_epochs)
+    parser.add_argument("--max-epochs", type=int, default=None, help="default: the library's (IndiSeek.train)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--files", nargs="+", default=["pbmc5k", "mosaic"])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/real"))

@@ -88,7 +88,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="sim", choices=["sim", "pbmc5k", "mosaic"])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-epochs", type=int, default=CITESEQ.max_epochs)
+    parser.add_argument("--max-epochs", type=int, default=None, help="default: the library's (IndiSeek.train)")
     add_simulator_arguments(parser)
     parser.add_argument("--real", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "real"))
     parser.add_argument(
@@ -121,6 +121,7 @@ def main() -> None:
         "seed": args.seed,
         "n_cells": int(mdata.n_obs),
         "max_epochs": args.max_epochs,
+        "epochs_run": model.epochs_trained,
         "batch_size": batch_size,
         "club_estimator": args.club_estimator,
         "input_dropout": CITESEQ.input_dropout,

@@ -129,7 +129,10 @@ def _parser() -> argparse.ArgumentParser:
         help="Weight of the capture term, or 'auto' to choose it without labels over 10^-3 .. 10^3.",
     )
     run.add_argument(
-        "--max-epochs", type=_int_at_least(1), default=CITESEQ.max_epochs, help="Epochs of each training stage."
+        "--max-epochs",
+        type=_int_at_least(1),
+        default=None,
+        help="Epochs of each training stage (default: 300, the specific stage at least 6,000 minibatch steps).",
     )
     run.add_argument("--lr", type=_positive, default=CITESEQ.lr, help="Learning rate.")
     run.add_argument(

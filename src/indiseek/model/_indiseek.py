@@ -18,7 +18,7 @@ from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager, fields
 from scvi.data._constants import _SCVI_UUID_KEY
 from scvi.dataloaders import DataSplitter
-from scvi.model._utils import get_max_epochs_heuristic, parse_device_args, use_distributed_sampler
+from scvi.model._utils import parse_device_args, use_distributed_sampler
 from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
 
@@ -34,7 +34,7 @@ from ._outputs import OutputsMixin
 from ._query import extend_batches
 from ._save import load_model, save_model
 from ._sweep import LAMBDA_GRID, check_lambdas, sweep, use
-from ._utils import current_seed, non_finite, quiet_library_notes
+from ._utils import current_seed, non_finite, quiet_library_notes, stage_epochs
 
 logger = logging.getLogger(__name__)
 
@@ -318,7 +318,7 @@ class IndiSeek(OutputsMixin, BaseModelClass):
     @dsp.dedent
     def train(
         self,
-        max_epochs: int | None = CITESEQ.max_epochs,
+        max_epochs: int | None = None,
         lr: float = CITESEQ.lr,
         accelerator: str = "auto",
         devices: int | list[int] | str = "auto",
@@ -347,7 +347,10 @@ class IndiSeek(OutputsMixin, BaseModelClass):
         Parameters
         ----------
         max_epochs
-            Epochs of each stage; ``None``: scvi-tools' heuristic ``min(400, round(400 * 20000 / n_cells))``.
+            Epochs of each stage. ``None``: 300 (``CITESEQ.max_epochs``), and the specific stage at least 6,000
+            minibatch steps (``CITESEQ.min_specific_steps``), which early stopping waits for: on fewer than 1,280
+            training cells (at 64 per batch) it runs more epochs, e.g. 3,000 on 177 cells. Too few steps leave ``Z_i``
+            predictive of ``C_{3-i}``; the shared stage, trained that long on few cells, memorises them.
         lr
             Learning rate of every network. The paper trains at 1e-4 for up to 2,000 epochs.
         accelerator, devices
@@ -383,8 +386,8 @@ class IndiSeek(OutputsMixin, BaseModelClass):
         n_cells = self.adata.n_obs
         if self.adata is not self.mdata:
             logger.info("Training on the %d of %d cells measured in both modalities.", n_cells, self.mdata.n_obs)
-        max_epochs = get_max_epochs_heuristic(n_cells) if max_epochs is None else max_epochs
-        check_int(max_epochs, "max_epochs", 1)
+        if max_epochs is not None:
+            check_int(max_epochs, "max_epochs", 1)
         check_int(batch_size, "batch_size", 2, hint="The contrastive loss compares each cell with the others.")
         check_int(n_estimator_steps, "n_estimator_steps", 1)
         check_int(early_stopping_patience, "early_stopping_patience", 1)
@@ -416,6 +419,7 @@ class IndiSeek(OutputsMixin, BaseModelClass):
                 f"Only {splitter.n_train} training cells for a batch of {batch_size}: pass a smaller batch_size "
                 f"(at most {splitter.n_train}) or more cells."
             )
+        epochs, min_steps = stage_epochs(max_epochs, splitter.n_train // batch_size)
         sweep_kwargs = dict(trainer_kwargs)
         with self._unchanged_on_failure():
             start = time.perf_counter()
@@ -439,8 +443,10 @@ class IndiSeek(OutputsMixin, BaseModelClass):
             for stage, plan in plans.items():
                 if resume_stage == "specific" and stage == "shared":
                     continue  # the checkpoint holds the trained shared stage
+                steps = {"min_steps": min_steps} if stage == "specific" and min_steps else {}
                 history |= self._run_stage(
-                    stage, plan, splitter, max_epochs, accelerator, devices, {**trainer_kwargs, "callbacks": callbacks},
+                    stage, plan, splitter, epochs[stage], accelerator, devices,
+                    {**steps, **trainer_kwargs, "callbacks": callbacks},
                     ckpt_path=ckpt_path if stage == resume_stage else None,
                 )  # fmt: skip
             self.module.eval()
@@ -533,7 +539,7 @@ class IndiSeek(OutputsMixin, BaseModelClass):
     def sweep_lambda(
         self,
         lambdas: Sequence[float] = LAMBDA_GRID,
-        max_epochs: int = CITESEQ.max_epochs,
+        max_epochs: int | None = None,
         batch_size: int = CITESEQ.batch_size,
         train_size: float = CITESEQ.train_size,
         lr: float = CITESEQ.lr,
@@ -560,7 +566,8 @@ class IndiSeek(OutputsMixin, BaseModelClass):
         lambdas
             The grid (default: the paper's, 10^-3 .. 10^3).
         max_epochs
-            Epochs of each fit (no early stopping: every lambda gets the same budget).
+            Epochs of each fit (no early stopping: every lambda gets the same budget); ``None``: those of
+            :meth:`train`'s specific stage (300, more on fewer than 1,280 training cells).
         batch_size, train_size, lr, n_estimator_steps, seed, accelerator, devices, **trainer_kwargs
             As in :meth:`train`.
 
@@ -575,7 +582,8 @@ class IndiSeek(OutputsMixin, BaseModelClass):
         if self.module.specific is None:
             raise ValueError("method='clip' has no specific stage, hence no lambda to sweep.")
         lambdas = check_lambdas(lambdas)
-        check_int(max_epochs, "max_epochs", 1)
+        if max_epochs is not None:
+            check_int(max_epochs, "max_epochs", 1)
         check_int(batch_size, "batch_size", 2, hint="The contrastive loss compares each cell with the others.")
         check_real(train_size, "train_size", minimum=0, maximum=1, strict=True)
         check_real(lr, "lr", minimum=0, strict=True)

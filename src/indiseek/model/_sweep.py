@@ -17,7 +17,7 @@ from indiseek.module import LambdaStack
 from indiseek.tl import completeness, independence, select_lambda
 from indiseek.train import SpecificTrainingPlan
 
-from ._utils import non_finite
+from ._utils import non_finite, stage_epochs
 
 if TYPE_CHECKING:
     from ._indiseek import IndiSeek
@@ -49,7 +49,7 @@ def check_lambdas(lambdas: Sequence[float]) -> list[float]:
 def sweep(
     model: IndiSeek,
     lambdas: Sequence[float],
-    max_epochs: int,
+    max_epochs: int | None,
     batch_size: int,
     train_size: float,
     lr: float,
@@ -73,7 +73,8 @@ def sweep(
     stack = LambdaStack(module, lambdas, seed)  # each lambda from the same fresh start (docs/method: why not warm)
     plan = SpecificTrainingPlan(stack, n_estimator_steps=n_estimator_steps, lr=lr)
     model.is_trained_ = False
-    model._run_stage("sweep", plan, splitter, max_epochs, accelerator, devices, trainer_kwargs)
+    epochs, _ = stage_epochs(max_epochs, splitter.n_train // batch_size)
+    model._run_stage("sweep", plan, splitter, epochs["specific"], accelerator, devices, trainer_kwargs)
     rows, states = [], {}
     for index, lambda_ in enumerate(lambdas):
         module.load_state_dict(stack.copy_state(index), strict=False)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Iterator
 
 import scvi
 import torch
+
+from indiseek.defaults import CITESEQ
 
 #: Lightning's loggers of rank-zero messages, which carry its advertising tips ("💡 Tip: ... try installing ...").
 _LIGHTNING_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
@@ -48,3 +51,16 @@ def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
 def current_seed() -> int:
     """scvi-tools' seed, or 0 when none is set (``train()`` called without ``seed`` in a fresh session)."""
     return scvi.settings.seed if scvi.settings.seed is not None else 0
+
+
+def stage_epochs(max_epochs: int | None, n_batches: int) -> tuple[dict[str, int], int | None]:
+    """Epochs of each stage, and the steps the specific stage takes before early stopping may end it.
+
+    A given ``max_epochs`` serves both stages as it is. ``None``: ``CITESEQ.max_epochs`` each, the specific stage's
+    raised to take at least ``CITESEQ.min_specific_steps`` steps of ``n_batches`` per epoch.
+    """
+    if max_epochs is not None:
+        return {"shared": max_epochs, "specific": max_epochs}, None
+    steps = CITESEQ.min_specific_steps
+    specific = max(CITESEQ.max_epochs, math.ceil(steps / max(n_batches, 1)))
+    return {"shared": CITESEQ.max_epochs, "specific": specific}, steps
