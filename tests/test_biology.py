@@ -81,6 +81,15 @@ def test_large_antibody_panel_keeps_the_cell_types(real_data_dir):
     assert _knn(model.get_latent_representation(), labels).mean() >= 0.965
 
 
+def _pbmc5k(real_data_dir):
+    """PBMC 5k's 197 labelled cells, registered."""
+    torch.set_num_threads(1)
+    adata = ad.read_h5ad(real_data_dir / "pbmc5k_cite_200cells.h5ad")
+    mdata = indiseek.datasets.from_anndata(adata[adata.obs["cell_type"].notna()].copy())
+    IndiSeek.setup_mudata(mdata, modalities={"rna_layer": "rna", "protein_layer": "prot"})
+    return mdata
+
+
 @pytest.mark.slow
 def test_few_cells_train_the_specific_stage_long_enough_to_stay_independent(real_data_dir):
     """PBMC 5k's 197 labelled cells: the default budget gives the specific stage 6,000 minibatch steps.
@@ -89,10 +98,7 @@ def test_few_cells_train_the_specific_stage_long_enough_to_stay_independent(real
     from Z_protein -0.17 to 0.03 (0.028 on seed 1); with 300 epochs and early stopping (138-191 epochs run) 0.43-0.59
     (0.585 on seed 1). On seed 0 Z_protein comes out constant, so that seed would not test the leak.
     """
-    torch.set_num_threads(1)
-    adata = ad.read_h5ad(real_data_dir / "pbmc5k_cite_200cells.h5ad")
-    mdata = indiseek.datasets.from_anndata(adata[adata.obs["cell_type"].notna()].copy())
-    IndiSeek.setup_mudata(mdata, modalities={"rna_layer": "rna", "protein_layer": "prot"})
+    mdata = _pbmc5k(real_data_dir)
     model = IndiSeek(mdata)
     model.train(batch_size=64, seed=1, enable_progress_bar=False)
     assert model.epochs_trained["specific"] == 3000
@@ -102,3 +108,13 @@ def test_few_cells_train_the_specific_stage_long_enough_to_stay_independent(real
     assert z.std(0).max() > 0.1  # not collapsed: the leak below is measured on features that vary
     leak = indiseek.tl.independence(mdata, "X_indiseek_specific_protein", "X_indiseek_shared_rna", seed=1)
     assert leak["r2"] <= 0.15
+
+
+@pytest.mark.slow
+def test_specific_features_that_come_out_constant_are_reported(real_data_dir):
+    """On PBMC 5k's seed 0 Z_protein comes out the same for every cell (docs/results.md): the user is told."""
+    model = IndiSeek(_pbmc5k(real_data_dir))
+    with pytest.warns(UserWarning, match="protein-specific features came out the same for every training cell"):
+        model.train(batch_size=64, seed=0, enable_progress_bar=False)
+    z = model.get_latent_representation(modality="protein", kind="specific")
+    assert np.ptp(z, axis=0).max() <= 1e-6
