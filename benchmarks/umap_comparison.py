@@ -36,7 +36,6 @@ from citeseq_real import load  # noqa: E402
 
 import indiseek  # noqa: E402
 from indiseek import IndiSeek  # noqa: E402
-from indiseek.defaults import CITESEQ  # noqa: E402
 
 
 def umap(x: np.ndarray, obs, seed: int = 0) -> AnnData:
@@ -78,10 +77,7 @@ def main() -> None:
     IndiSeek.setup_mudata(mdata, modalities={"rna_layer": "rna", "protein_layer": protein}, batch_key=args.batch_key)
     model = IndiSeek(mdata)
     start = time.perf_counter()
-    model.train(
-        max_epochs=CITESEQ.max_epochs, batch_size=CITESEQ.batch_size, lr=CITESEQ.lr, seed=args.seed,
-        enable_progress_bar=False,
-    )  # fmt: skip
+    model.train(seed=args.seed, enable_progress_bar=False)  # the defaults, as a user would train
     seconds["indiseek"] = time.perf_counter() - start
     reps["X_indiseek"] = model.get_latent_representation()
 

@@ -40,7 +40,6 @@ from ._utils import current_seed, non_finite, quiet_library_notes, stage_epochs
 logger = logging.getLogger(__name__)
 
 _DEFAULT_MODALITIES = {"rna_layer": "rna", "protein_layer": "prot"}
-
 _PAIRED_KEY = "_indiseek_paired_uuid"  # in the uns of a MuData with unpaired cells: its registered paired copy
 _STAGES = ("shared", "specific")
 
