@@ -2,7 +2,7 @@
 
 The stack: :meth:`indiseek.IndiSeek.train` (a ``DataSplitter`` of raw counts from the registry, the input
 preparation applied per minibatch, ``SpecificTrainingPlan`` run by ``TrainRunner``). The plain loop: the same
-networks, batch size and updates (one encoder step, then the estimator's steps) on inputs prepared once and held
+networks, batch size and updates (one encoder step, then a learned estimator's steps) on inputs prepared once and held
 as tensors, batches cut by indexing, no Lightning. Each of ``--repeats`` measurements trains a fresh model and
 times both; writes JSON with every ratio and their median.
 
@@ -53,7 +53,8 @@ def plain_epochs(model: IndiSeek, epochs: int, batch_size: int, lr: float, n_q_s
     with torch.no_grad():
         inputs = module.specific_inputs({k: v.to(device) for k, v in tensors.items()})
     opt = torch.optim.Adam(encoder_parameters(module.specific), lr=lr, foreach=True)
-    q_opt = torch.optim.Adam(estimator_parameters(module.specific), lr=lr, foreach=True)
+    q_params = estimator_parameters(module.specific)  # none for the ridge estimator, refitted in the loss
+    q_opt = torch.optim.Adam(q_params, lr=lr, foreach=True) if q_params else None
     module.train()
     times = []
     for _ in range(epochs):
@@ -65,7 +66,7 @@ def plain_epochs(model: IndiSeek, epochs: int, batch_size: int, lr: float, n_q_s
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
             opt.step()
-            for _ in range(n_q_steps):
+            for _ in range(n_q_steps if q_opt else 0):
                 q_loss = module.estimator_loss(batch, z)
                 q_opt.zero_grad(set_to_none=True)
                 q_loss.backward()
@@ -101,11 +102,12 @@ def main() -> None:
         shared.append(float(np.median(timer.seconds["shared"][1:])))
     ratios = [a / b for a, b in zip(stack, plain, strict=True)]
     record = {
-        "benchmark": "specific stage of both modalities, one epoch (encoder step + CLUB estimator steps per batch)",
+        "benchmark": "specific stage of both modalities, one epoch (encoder step + learned estimator steps per batch)",
         "n_cells": args.n_cells,
         "n_genes": int(mdata["rna"].n_vars),
         "batch_size": batch_size,
         "lr": lr,
+        "club_estimator": CITESEQ.club_estimator,
         "n_estimator_steps": n_q_steps,
         "n_layers_shared": CITESEQ.n_layers_shared,
         "n_layers_estimator": CITESEQ.n_layers_estimator,
