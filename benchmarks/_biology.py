@@ -70,6 +70,7 @@ def model_settings(model) -> dict:
         "n_layers_shared",
         "n_layers_estimator",
         "club_estimator",
+        "activation",
     )
     return {k: model.init_params_["non_kwargs"][k] for k in keys}
 

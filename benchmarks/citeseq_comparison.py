@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=CITESEQ.batch_size)
     parser.add_argument("--n-pcs", type=int, default=CITESEQ.n_pcs)
     parser.add_argument("--club-estimator", default=CITESEQ.club_estimator)
+    parser.add_argument("--activation", default=CITESEQ.activation)
     parser.add_argument("--n-estimator-steps", type=int, default=CITESEQ.n_estimator_steps)
     parser.add_argument("--n-hidden", type=int, default=CITESEQ.n_hidden)
     parser.add_argument("--n-layers", type=int, default=CITESEQ.n_layers)
@@ -108,7 +109,7 @@ def main() -> None:
     model = IndiSeek(
         mdata, method=args.method, lambda_=args.lambda_, club_estimator=args.club_estimator, n_pcs=args.n_pcs,
         n_hidden=args.n_hidden, n_layers=args.n_layers, n_layers_shared=args.n_layers_shared,
-        n_layers_estimator=args.n_layers_estimator,
+        n_layers_estimator=args.n_layers_estimator, activation=args.activation,
         n_specific=args.n_specific, input_dropout=args.input_dropout,
     )  # fmt: skip
     start = time.perf_counter()
@@ -128,6 +129,7 @@ def main() -> None:
         "n_specific": args.n_specific,
         "input_dropout": args.input_dropout,
         "club_estimator": args.club_estimator,
+        "activation": args.activation,
         "n_estimator_steps": args.n_estimator_steps,
         "max_epochs": args.max_epochs,
         "batch_size": args.batch_size,

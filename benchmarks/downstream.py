@@ -311,6 +311,7 @@ def main() -> None:
             "batch_size": CITESEQ.batch_size,
             "n_layers_shared": CITESEQ.n_layers_shared,
             "n_layers_estimator": CITESEQ.n_layers_estimator,
+            "activation": CITESEQ.activation,
             "n_protein_pcs": CITESEQ.n_protein_pcs,
             **TASKS[task](args.data, args.seed),
         }

@@ -95,6 +95,7 @@ def main() -> None:
         "--refits", type=int, default=0, help="Sweeps again from N other initialisations (seeds 1000+)."
     )
     parser.add_argument("--club-estimator", default=CITESEQ.club_estimator)
+    parser.add_argument("--activation", default=CITESEQ.activation)
     parser.add_argument("--out", default="benchmarks/results/lambda_auto.jsonl")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -109,7 +110,7 @@ def main() -> None:
         indiseek.tl.wnn_weights(mdata, protein_mod=protein, backend="exact")
     labels = mdata.obs[label_key].astype(str).to_numpy()
     IndiSeek.setup_mudata(mdata, modalities={"rna_layer": "rna", "protein_layer": protein})
-    model = IndiSeek(mdata, lambda_="auto", club_estimator=args.club_estimator)
+    model = IndiSeek(mdata, lambda_="auto", club_estimator=args.club_estimator, activation=args.activation)
     start = time.perf_counter()
     model.train(max_epochs=args.max_epochs, batch_size=batch_size, seed=args.seed, enable_progress_bar=False)
     auto_s = time.perf_counter() - start
@@ -124,6 +125,7 @@ def main() -> None:
         "epochs_run": model.epochs_trained,
         "batch_size": batch_size,
         "club_estimator": args.club_estimator,
+        "activation": args.activation,
         "input_dropout": CITESEQ.input_dropout,
         "n_layers_shared": CITESEQ.n_layers_shared,
         "n_layers_estimator": CITESEQ.n_layers_estimator,
@@ -156,7 +158,7 @@ def main() -> None:
         ]
         record |= gaps(fits)
     if args.data == "sim":
-        single = IndiSeek(mdata, club_estimator=args.club_estimator)
+        single = IndiSeek(mdata, club_estimator=args.club_estimator, activation=args.activation)
         start = time.perf_counter()
         single.train(max_epochs=args.max_epochs, seed=args.seed, enable_progress_bar=False)
         record["single_train_seconds"] = round(time.perf_counter() - start, 1)

@@ -278,6 +278,7 @@ def test_model_needs_setup(small_mdata):
         ({"n_pcs": 0}, "n_pcs"),
         ({"n_protein_pcs": 0}, "n_protein_pcs"),
         ({"n_layers_estimator": 0}, "n_layers_estimator"),
+        ({"activation": "tanh"}, "activation"),
         ({"lambda_": float("nan")}, "lambda_"),
         ({"lambda_": "10"}, "lambda_"),
         ({"temperature": 0.0}, "temperature"),

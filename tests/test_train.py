@@ -106,7 +106,7 @@ def test_a_save_of_the_previous_format_is_refused_with_a_way_out(trained, tmp_pa
         IndiSeek.load(tmp_path / "m", trained.adata)
 
 
-def test_shared_specific_and_estimator_depths_are_set_apart(trained, tmp_path):
+def test_depths_and_activation_of_the_networks_and_old_saves(trained, tmp_path):
     from indiseek.model._save import _checksum
 
     def depth(network):
@@ -116,29 +116,32 @@ def test_shared_specific_and_estimator_depths_are_set_apart(trained, tmp_path):
     assert depth(shared.rna_encoder) == depth(shared.protein_encoder) == 4  # the default
     assert depth(specific.encoder) == depth(specific.decoder) == 3  # n_layers of the fixture
     assert depth(specific.estimator) == 0  # the default ridge estimator has no network
+    assert isinstance(shared.rna_encoder[1], torch.nn.LeakyReLU) and isinstance(specific.decoder[1], torch.nn.LeakyReLU)
     mdata = trained.adata.copy()
     IndiSeek.setup_mudata(mdata)
     gaussian = IndiSeek(mdata, **SMALL, club_estimator="gaussian")
     gaussian.train(max_epochs=1, batch_size=64, enable_progress_bar=False, seed=0)
     assert depth(gaussian.module.specific["rna"].estimator) == 2  # the default depth of a learned estimator
     # A save from before the shared stage and CLUB's estimator had their own depths (one n_layers for every
-    # network) and before the ridge estimator was the default still loads.
+    # network) and before the ridge estimator and the leaky ReLU were the defaults still loads.
     model = IndiSeek(
         mdata,
         **SMALL,
         n_layers_shared=SMALL["n_layers"],
         n_layers_estimator=SMALL["n_layers"],
         club_estimator="gaussian",
+        activation="relu",
     )
     model.train(max_epochs=1, batch_size=64, enable_progress_bar=False, seed=0)
     model.save(tmp_path / "m")
     info = json.loads((tmp_path / "m" / "model.json").read_text())
-    for name in ("n_layers_shared", "n_layers_estimator", "club_estimator"):
+    for name in ("n_layers_shared", "n_layers_estimator", "club_estimator", "activation"):
         del info["init_params"]["non_kwargs"][name]
     info["checksum"] = _checksum(info)
     (tmp_path / "m" / "model.json").write_text(json.dumps(info))
     loaded = IndiSeek.load(tmp_path / "m", mdata.copy())
     assert depth(loaded.module.specific["protein"].estimator) == SMALL["n_layers"]
+    assert isinstance(loaded.module.specific["protein"].estimator.net[1], torch.nn.ReLU)
     np.testing.assert_array_equal(loaded.get_latent_representation(), model.get_latent_representation())
 
 

@@ -202,6 +202,7 @@ def load_model(cls, dir_path: str | Path, mdata: MuData | None, device: torch.de
     params.setdefault("n_protein_pcs", None)  # saves before protein components: every antibody's CLR
     params.setdefault("n_layers_estimator", params["n_layers"])  # saves before it had its own depth
     params.setdefault("club_estimator", "gaussian")  # saves before it was a setting: the learned Gaussian
+    params.setdefault("activation", "relu")  # saves before it was a setting: ReLU
     model = cls(mdata, **params)
     model.var_names_ = info["var_names"]  # the features the networks expect; queries are matched by name
     model.batches_ = info.get("batches")  # a query model's also holds the batches it was given

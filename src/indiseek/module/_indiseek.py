@@ -50,6 +50,8 @@ class IndiSeekModule(SpecificStages):
         a cell are the cells of its batch in the minibatch (minibatches then carry ``tensors["batch"]``).
     n_layers_shared, n_layers_estimator
         Depth of the shared stage's encoders and of CLUB's estimators (``None``: ``n_layers``).
+    activation
+        Activation of every network's hidden layers (see :class:`~indiseek.nn.MLP`).
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class IndiSeekModule(SpecificStages):
         n_layers_shared: int | None = None,
         n_protein_pcs: int | None = None,
         n_layers_estimator: int | None = None,
+        activation: str = "relu",
     ):
         super().__init__()
         self.inputs = nn.ModuleDict(
@@ -85,6 +88,7 @@ class IndiSeekModule(SpecificStages):
         self.shared = SharedModule(
             n_pcs, self.inputs["protein"].n_output, n_shared, n_hidden,
             n_layers if n_layers_shared is None else n_layers_shared, temperature, learn_temperature, input_dropout,
+            activation,
         )  # fmt: skip
         objective = get_objective(method)
         self.specific = None
@@ -103,6 +107,7 @@ class IndiSeekModule(SpecificStages):
                         club_sample,
                         club_estimator,
                         n_layers_estimator,
+                        activation,
                     )  # fmt: skip
                     for modality in MODALITIES
                 }

@@ -30,6 +30,8 @@ class SharedModule(nn.Module):
         In training, each input feature of each cell is zeroed with this probability (the others scaled by
         ``1 / (1 - input_dropout)``) before the encoders: an augmentation that keeps the encoders from memorising
         the training pairs. Features are never dropped when encoding.
+    activation
+        Activation of the encoders' hidden layers (see :class:`~indiseek.nn.MLP`).
     """
 
     def __init__(
@@ -42,6 +44,7 @@ class SharedModule(nn.Module):
         temperature: float = 0.1,
         learn_temperature: bool = True,
         input_dropout: float = 0.0,
+        activation: str = "relu",
     ):
         super().__init__()
         if temperature <= 0:
@@ -49,8 +52,8 @@ class SharedModule(nn.Module):
         if not 0 <= input_dropout < 1:
             raise ValueError(f"input_dropout must be in [0, 1), got {input_dropout}.")
         self.input_dropout = input_dropout
-        self.rna_encoder = MLP(n_input_rna, n_shared, n_hidden, n_layers)
-        self.protein_encoder = MLP(n_input_protein, n_shared, n_hidden, n_layers)
+        self.rna_encoder = MLP(n_input_rna, n_shared, n_hidden, n_layers, activation)
+        self.protein_encoder = MLP(n_input_protein, n_shared, n_hidden, n_layers, activation)
         log_scale = torch.tensor(math.log(1.0 / temperature))
         if learn_temperature:
             self.log_scale = nn.Parameter(log_scale)

@@ -57,6 +57,8 @@ class SpecificModule(nn.Module):
         also sees dependence spread over several coordinates of ``Z``).
     n_layers_estimator
         Depth of CLUB's estimator (``None``: ``n_layers``).
+    activation
+        Activation of every network's hidden layers (see :class:`~indiseek.nn.MLP`).
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class SpecificModule(nn.Module):
         club_sample: bool = False,
         club_estimator: str = "gaussian",
         n_layers_estimator: int | None = None,
+        activation: str = "relu",
     ):
         super().__init__()
         if lambda_ < 0:
@@ -80,22 +83,22 @@ class SpecificModule(nn.Module):
         self.objective = objective
         self.lambda_ = lambda_
         self.temperature = temperature
-        self.encoder = MLP(n_input, n_specific, n_hidden, n_layers)
+        self.encoder = MLP(n_input, n_specific, n_hidden, n_layers, activation)
         if objective.capture == "reconstruction":
-            self.decoder = MLP(n_specific + n_shared, n_input, n_hidden, n_layers)
+            self.decoder = MLP(n_specific + n_shared, n_input, n_hidden, n_layers, activation)
         else:
-            self.joint_embedding = MLP(n_specific + n_shared, n_specific, n_hidden, n_layers)
-            self.input_embedding = MLP(n_input, n_specific, n_hidden, n_layers)
+            self.joint_embedding = MLP(n_specific + n_shared, n_specific, n_hidden, n_layers, activation)
+            self.input_embedding = MLP(n_input, n_specific, n_hidden, n_layers, activation)
         self.estimator: GaussianCLUB | RidgeCLUB | CriticCLUB | None = None
         n_layers_estimator = n_layers if n_layers_estimator is None else n_layers_estimator
         if objective.independence == "club" and club_estimator == "critic":
-            self.estimator = CriticCLUB(n_specific, n_shared, n_hidden, n_layers_estimator)
+            self.estimator = CriticCLUB(n_specific, n_shared, n_hidden, n_layers_estimator, activation)
         elif objective.independence == "club" and club_estimator == "ridge":
             self.estimator = RidgeCLUB(n_specific, n_shared)
         elif objective.independence == "club":
             self.estimator = GaussianCLUB(
                 n_specific, n_shared, n_hidden, n_layers_estimator, sample=club_sample,
-                standardize=club_estimator == "gaussian",
+                standardize=club_estimator == "gaussian", activation=activation,
             )  # fmt: skip
         # E|X_i|^2 over the training inputs: the constant that makes reconstruction scale-free.
         self.register_buffer("input_sq_norm", torch.tensor(1.0))

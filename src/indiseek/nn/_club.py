@@ -55,8 +55,8 @@ class GaussianCLUB(nn.Module):
         Dimension of ``z`` (the specific features).
     n_c
         Dimension of ``c`` (the shared features it is made independent of).
-    n_hidden, n_layers
-        Width and depth (linear layers) of the network giving the mean and log-variance.
+    n_hidden, n_layers, activation
+        Width, depth (linear layers) and activation of the network giving the mean and log-variance.
     sample
         Use the sampled-negative estimator instead of the all-pairs one.
     standardize
@@ -64,11 +64,18 @@ class GaussianCLUB(nn.Module):
     """
 
     def __init__(
-        self, n_z: int, n_c: int, n_hidden: int = 50, n_layers: int = 5, sample: bool = False, standardize: bool = False
+        self,
+        n_z: int,
+        n_c: int,
+        n_hidden: int = 50,
+        n_layers: int = 5,
+        sample: bool = False,
+        standardize: bool = False,
+        activation: str = "relu",
     ):
         super().__init__()
         # One network with two heads (mean, log-variance): half the per-step cost of two networks.
-        self.net = MLP(n_c, 2 * n_z, n_hidden, n_layers)
+        self.net = MLP(n_c, 2 * n_z, n_hidden, n_layers, activation)
         self.sample = sample
         self.standardize = standardize
 
@@ -185,13 +192,13 @@ class CriticCLUB(nn.Module):
         Dimension of ``z``.
     n_c
         Dimension of ``c``.
-    n_hidden, n_layers
-        Width and depth (linear layers) of the critic.
+    n_hidden, n_layers, activation
+        Width, depth (linear layers) and activation of the critic.
     """
 
-    def __init__(self, n_z: int, n_c: int, n_hidden: int = 50, n_layers: int = 5):
+    def __init__(self, n_z: int, n_c: int, n_hidden: int = 50, n_layers: int = 5, activation: str = "relu"):
         super().__init__()
-        self.net = MLP(n_z + n_c, 1, n_hidden, n_layers)
+        self.net = MLP(n_z + n_c, 1, n_hidden, n_layers, activation)
 
     def critic(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """Critic values ``f(z_k, c_k)``, shape ``(batch,)``."""
