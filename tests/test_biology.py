@@ -1,15 +1,16 @@
 """The default run keeps the biology (slow): seed 0 of the simulator, 5,000 cells, the `indiseek run` budget.
 
 Measured on this configuration (docs/results.md, one thread, batch 64, CLUB's ridge estimator at lambda 300, 300
-epochs per stage): kNN accuracy of level-2 types from `X_indiseek` 1.02x the no-learning reference's, from (Z_rna,
-C_rna) 1.00x the RNA principal components', k-means ARI 0.90x the reference's, Spearman's rho of theta against the
-true RNA specificity 0.826 (theta on the inputs: 0.835), held-out R^2 of the other modality's shared features from Z
-0.10 (RNA) and 0.07 (protein), against 0.39 and 0.29 for the simulator's own specific programs (a level-2 type's
-specific programs reveal its lineage); theta's same-label neighbour fraction in Z_rna is 0.25 of the way from chance
-to perfect. Over seeds 0-4 the same run gives kNN 1.02x-1.07x, ARI 0.85x-1.20x, rho 0.763-0.889 and R^2 at most 0.10.
-With the learned Gaussian estimator at lambda 10 and 100 epochs (the defaults before) this test pinned kNN 1.07x-1.08x,
-ARI 1.36x-1.43x and rho 0.79-0.87, with R^2 of 0.24-0.55 on the RNA side. Threads, seeds, processors and library
-versions moved rho by up to about 0.09: the bounds leave about that margin.
+epochs per stage, leaky ReLUs): kNN accuracy of level-2 types from `X_indiseek` 1.03x the no-learning reference's,
+from (Z_rna, C_rna) 1.02x the RNA principal components', k-means ARI 1.11x the reference's, Spearman's rho of theta
+against the true RNA specificity 0.832 (theta on the inputs: 0.835), held-out R^2 of the other modality's shared
+features from Z 0.09 (RNA) and 0.06 (protein), against 0.39 and 0.29 for the simulator's own specific programs (a
+level-2 type's specific programs reveal its lineage). Over seeds 0-4 the same run gives kNN 1.03x-1.08x, ARI
+0.74x-1.17x, rho 0.811-0.877 and R^2 at most 0.09; with ReLU (the default before) kNN 1.02x-1.07x, ARI 0.85x-1.20x,
+rho 0.763-0.889 and R^2 at most 0.10, and theta's same-label neighbour fraction in Z_rna on seed 0 was 0.25 of the way
+from chance to perfect. With the learned Gaussian estimator at lambda 10 and 100 epochs (the defaults before those)
+this test pinned kNN 1.07x-1.08x, ARI 1.36x-1.43x and rho 0.79-0.87, with R^2 of 0.24-0.55 on the RNA side. Threads,
+seeds, processors and library versions moved rho by up to about 0.09: the bounds leave about that margin.
 """
 
 import warnings
@@ -67,9 +68,10 @@ def test_default_run_keeps_level2_types_and_ranks_them_by_theta():
 def test_large_antibody_panel_keeps_the_cell_types(real_data_dir):
     """The real PBMC mosaic's 800 paired cells, their 224 antibodies entering as 50 principal components (default).
 
-    Measured (docs/results.md): kNN accuracy of the 8 types from `X_indiseek` 0.972-0.976 over seeds 0-4 (with the
-    learned Gaussian estimator at lambda 10, the defaults before, 0.970-0.979 over seeds 0-9), against totalVI's
-    0.965-0.975 and the no-learning reference's 0.961; with every antibody's CLR as the inputs 0.953-0.966.
+    Measured (docs/results.md): kNN accuracy of the 8 types from `X_indiseek` 0.974-0.978 over seeds 0-4 (with ReLU
+    0.971-0.976; with the learned Gaussian estimator at lambda 10, the defaults before, 0.970-0.979 over seeds 0-9),
+    against totalVI's 0.965-0.975 and the no-learning reference's 0.961; with every antibody's CLR as the inputs
+    0.953-0.966.
     """
     torch.set_num_threads(1)
     mdata = md.read_h5mu(real_data_dir / "pbmc_cite_mosaic_1600cells.h5mu")
@@ -97,8 +99,9 @@ def test_few_cells_train_the_specific_stage_long_enough_to_stay_independent(real
     """PBMC 5k's 197 labelled cells: the default budget gives the specific stage 6,000 minibatch steps.
 
     Measured (docs/results.md, seeds 0-4): 3,000 specific epochs (2 batches of 64 per epoch), held-out R^2 of C_rna
-    from Z_protein -0.17 to 0.03 (0.028 on seed 1); with 300 epochs and early stopping (138-191 epochs run) 0.43-0.59
-    (0.585 on seed 1). On seed 0 Z_protein comes out constant, so that seed would not test the leak.
+    from Z_protein -0.06 to 0.03 (0.004 on seed 1; with ReLU -0.17 to 0.03); with ReLU, 300 epochs and early stopping
+    (138-191 epochs run) 0.43-0.59 (0.585 on seed 1). With ReLU, seed 0's Z_protein came out constant, so that seed
+    would not test the leak.
     """
     mdata = _pbmc5k(real_data_dir)
     model = IndiSeek(mdata)
