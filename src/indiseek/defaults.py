@@ -35,8 +35,6 @@ class SpecificDefaults:
         Dimension of the specific features ``Z``.
     n_hidden, n_layers
         Width and depth (linear layers) of every network.
-    activation
-        Activation of every network's hidden layers: ``"relu"`` or ``"leaky_relu"``.
     capture_temperature
         Temperature of the InfoNCE capture term of FactorizedCL and InfoDisen.
     club_sample
@@ -62,7 +60,6 @@ class SpecificDefaults:
     n_specific: int = 10
     n_hidden: int = 100
     n_layers: int = 5
-    activation: str = "relu"
     capture_temperature: float = 0.1
     club_sample: bool = False
     club_estimator: str = "gaussian"
@@ -92,6 +89,8 @@ class CiteseqDefaults(SpecificDefaults):
     n_layers_shared, n_layers_estimator
         Depth (linear layers) of the shared stage's encoders and of CLUB's estimator; ``n_layers`` sets that of
         the specific stages' other networks.
+    activation
+        Activation of every network's hidden layers: ``"leaky_relu"`` or the paper's ``"relu"``.
     temperature, learn_temperature
         CLIP temperature of the shared stage (its initial value when learned) and whether it is learned.
     input_dropout
