@@ -111,6 +111,7 @@ def main() -> None:
         "n_estimator_steps": n_q_steps,
         "n_layers_shared": CITESEQ.n_layers_shared,
         "n_layers_estimator": CITESEQ.n_layers_estimator,
+        "activation": CITESEQ.activation,
         "device": str(model.device),
         "threads": args.threads,
         "torch": torch.__version__,
