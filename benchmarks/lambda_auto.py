@@ -1,18 +1,18 @@
 """Does the label-free choice of lambda land where the labels say it should?
 
 For each simulated data set (``simulate_citeseq`` defaults, 5,000 cells, one per seed) and each labelled real file
-(``citeseq_real.py``'s), trains ``IndiSeek(lambda_="auto")`` (one shared stage, the specific stages over the grid
-10^-3 .. 10^3, :func:`indiseek.tl.select_lambda`), then, using the labels only to judge, measures at every lambda of
-the grid: Spearman's rho of per-type mean theta against the truth (simulation) or the mean WNN RNA weight (real
-files), and kNN accuracy (k = 15, 5-fold) of the finest labels from ``X_indiseek``. Records the chosen lambda, the
-best lambda of the grid for each measure and the gaps. On simulated data it also trains one model at the default
-lambda and records the ratio of training times (automatic / single). ``--refits N`` sweeps the specific stages N more
-times on the same shared stage, each from another initialisation (seeds 1000 + k), chooses again and measures again,
-and records each measure's mean per lambda over the fits, its mean at the lambdas the fits chose and the gap between
-them: one fit per lambda makes the grid's best partly the luckiest fit. On simulated data it also records, per lambda,
-how much of each modality's true specific programs ``Z_i`` holds (held-out R^2, ``programs_r2``); ``--crossed-types``
-simulates with ``crossed_types=True`` (``--n-types`` a multiple of 5). Appends one JSON line per data set to
-``--out``.
+(``citeseq_real.py``'s), trains ``IndiSeek(lambda_="auto")`` (one shared stage, the specific stages over the grid 10^-3
+.. 10^3, :func:`indiseek.tl.select_lambda`), then, using the labels only to judge, measures at every lambda of the grid:
+Spearman's rho of per-type mean theta against the truth (simulation) or the mean WNN RNA weight (real files), and kNN
+accuracy (k = 15, 5-fold) of the finest labels from ``X_indiseek``. Records the chosen lambda, the best lambda of the
+grid for each measure and the gaps. On simulated data it also trains one model at the default lambda and records the
+ratio of training times (automatic / single). ``--refits N`` sweeps the specific stages N more times on the same shared
+stage, each from another initialisation (seeds 1000 + k), chooses again and measures again (each refit's trade-off curve
+is recorded too), and records each measure's mean per lambda over the fits, its mean at the lambdas the fits chose and
+the gap between them: one fit per lambda makes the grid's best partly the luckiest fit. On simulated data it also
+records, per lambda, how much of each modality's true specific programs ``Z_i`` holds (held-out R^2, ``programs_r2``);
+``--crossed-types`` simulates with ``crossed_types=True`` (``--n-types`` a multiple of 5). Appends one JSON line per
+data set to ``--out``.
 
 Usage: ``python benchmarks/lambda_auto.py --data sim --seed 0`` or ``--data pbmc5k`` / ``--data mosaic``
 ``[--max-epochs 100] [--refits 0] [--n-types 27] [--crossed-types] [--club-estimator gaussian]
@@ -147,14 +147,20 @@ def main() -> None:
         record[f"{name}_chosen"] = values[chosen]
         record[f"{name}_gap_to_best"] = round(values[top] - values[chosen], 3)
     record["auto_train_seconds"] = round(auto_s, 1)
-    fits = [(chosen, per_lambda)]
+    fits, curves = [(chosen, per_lambda)], []
     for k in range(args.refits):  # the same shared stage, the sweep from another initialisation
         model.sweep_lambda(max_epochs=args.max_epochs, batch_size=batch_size, seed=1000 + k, enable_progress_bar=False)
         fits.append((model.lambda_choice_["lambda"], measure(model, mdata, label_key, labels, truth)))
+        curves.append(indiseek.tl.lambda_tradeoff(model.lambda_sweep_).round(4).reset_index().to_dict("list"))
     if args.refits:
         record["refits"] = [
-            {"seed": 1000 + k, "chosen_lambda": c, "per_lambda": {f"{lam:g}": v for lam, v in f.items()}}
-            for k, (c, f) in enumerate(fits[1:])
+            {
+                "seed": 1000 + k,
+                "chosen_lambda": c,
+                "tradeoff": curve,
+                "per_lambda": {f"{lam:g}": v for lam, v in f.items()},
+            }
+            for k, ((c, f), curve) in enumerate(zip(fits[1:], curves, strict=True))
         ]
         record |= gaps(fits)
     if args.data == "sim":
