@@ -1,16 +1,18 @@
 """The default run keeps the biology (slow): seed 0 of the simulator, 5,000 cells, the `indiseek run` budget.
 
 Measured on this configuration (docs/results.md, one thread, batch 64, CLUB's ridge estimator at lambda 300, 300
-epochs per stage, leaky ReLUs): kNN accuracy of level-2 types from `X_indiseek` 1.03x the no-learning reference's,
-from (Z_rna, C_rna) 1.02x the RNA principal components', k-means ARI 1.11x the reference's, Spearman's rho of theta
-against the true RNA specificity 0.832 (theta on the inputs: 0.835), held-out R^2 of the other modality's shared
-features from Z 0.09 (RNA) and 0.06 (protein), against 0.39 and 0.29 for the simulator's own specific programs (a
-level-2 type's specific programs reveal its lineage). Over seeds 0-4 the same run gives kNN 1.03x-1.08x, ARI
-0.74x-1.17x, rho 0.811-0.877 and R^2 at most 0.09; with ReLU (the default before) kNN 1.02x-1.07x, ARI 0.85x-1.20x,
-rho 0.763-0.889 and R^2 at most 0.10, and theta's same-label neighbour fraction in Z_rna on seed 0 was 0.25 of the way
-from chance to perfect. With the learned Gaussian estimator at lambda 10 and 100 epochs (the defaults before those)
-this test pinned kNN 1.07x-1.08x, ARI 1.36x-1.43x and rho 0.79-0.87, with R^2 of 0.24-0.55 on the RNA side. Threads,
-seeds, processors and library versions moved rho by up to about 0.09: the bounds leave about that margin.
+epochs per stage, leaky ReLUs, each specific block weighted in `X_indiseek` by what it adds to its shared block): kNN
+accuracy of level-2 types from `X_indiseek` 1.06x the no-learning reference's, from (Z_rna, C_rna) 1.02x the RNA
+principal components', k-means ARI 1.19x the reference's, Spearman's rho of theta against the true RNA specificity
+0.832 (theta on the inputs: 0.835), held-out R^2 of the other modality's shared features from Z 0.09 (RNA) and 0.06
+(protein), against 0.39 and 0.29 for the simulator's own specific programs (a level-2 type's specific programs reveal
+its lineage). Over seeds 0-4 the same run gives kNN 1.06x-1.12x, ARI 0.99x-1.47x, rho 0.811-0.877 and R^2 at most
+0.09; with each specific block weighted by what it explains alone (before) kNN 1.03x-1.08x and ARI 0.74x-1.17x; with
+ReLU (the default before that) kNN 1.02x-1.07x, ARI 0.85x-1.20x, rho 0.763-0.889 and R^2 at most 0.10, and theta's
+same-label neighbour fraction in Z_rna on seed 0 was 0.25 of the way from chance to perfect. With the learned Gaussian
+estimator at lambda 10 and 100 epochs (the defaults before those) this test pinned kNN 1.07x-1.08x, ARI 1.36x-1.43x and
+rho 0.79-0.87, with R^2 of 0.24-0.55 on the RNA side. Threads, seeds, processors and library versions moved rho by up
+to about 0.09: the bounds leave about that margin.
 """
 
 import warnings
@@ -50,10 +52,10 @@ def test_default_run_keeps_level2_types_and_ranks_them_by_theta():
     rna_pcs = indiseek.pp.standard_rna_pcs(mdata["rna"])
     reference = np.hstack([rna_pcs, indiseek.pp.clr(mdata["prot"].X)])
     ratio = _knn(mdata.obsm["X_indiseek"], labels).mean() / _knn(reference, labels).mean()
-    assert ratio >= 0.98
+    assert ratio >= 1.0
     rna = np.hstack([mdata.obsm["X_indiseek_specific_rna"], mdata.obsm["X_indiseek_shared_rna"]])
     assert _knn(rna, labels).mean() / _knn(rna_pcs, labels).mean() >= 0.95
-    assert _ari(mdata.obsm["X_indiseek"], labels) >= 0.8 * _ari(reference, labels)
+    assert _ari(mdata.obsm["X_indiseek"], labels) >= 0.9 * _ari(reference, labels)
 
     indiseek.tl.theta_scores(mdata)
     assert mdata.uns["theta"]["separation"]["rna"] >= 0.15  # the RNA-specific features group the types
@@ -68,10 +70,10 @@ def test_default_run_keeps_level2_types_and_ranks_them_by_theta():
 def test_large_antibody_panel_keeps_the_cell_types(real_data_dir):
     """The real PBMC mosaic's 800 paired cells, their 224 antibodies entering as 50 principal components (default).
 
-    Measured (docs/results.md): kNN accuracy of the 8 types from `X_indiseek` 0.974-0.978 over seeds 0-4 (with ReLU
-    0.971-0.976; with the learned Gaussian estimator at lambda 10, the defaults before, 0.970-0.979 over seeds 0-9),
-    against totalVI's 0.965-0.975 and the no-learning reference's 0.961; with every antibody's CLR as the inputs
-    0.953-0.966.
+    Measured (docs/results.md): kNN accuracy of the 8 types from `X_indiseek` 0.975-0.978 over seeds 0-4 (0.974-0.978
+    with each specific block weighted by what it explains alone; with ReLU 0.971-0.976; with the learned Gaussian
+    estimator at lambda 10, the defaults before, 0.970-0.979 over seeds 0-9), against totalVI's 0.965-0.975 and the
+    no-learning reference's 0.961; with every antibody's CLR as the inputs 0.953-0.966.
     """
     torch.set_num_threads(1)
     mdata = md.read_h5mu(real_data_dir / "pbmc_cite_mosaic_1600cells.h5mu")

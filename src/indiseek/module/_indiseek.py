@@ -183,15 +183,15 @@ class IndiSeekModule(SpecificStages):
             getattr(self, f"scale_{k}_{m}").copy_(var.sqrt().clamp_min(1e-8))
 
     @torch.no_grad()
-    def set_embedding_weights(self, r2: dict[tuple[str, str], float]) -> None:
-        """Set each block's weight in the concatenated features: its R^2 (clipped at 0), or 1 for all if none is > 0.
+    def set_embedding_weights(self, weights: dict[tuple[str, str], float]) -> None:
+        """Set each block's weight in the concatenated features (clipped at 0), or 1 for all if none is > 0.
 
         Parameters
         ----------
-        r2
-            Per ``(modality, kind)``: held-out R^2 of the modality's prepared inputs from that block alone.
+        weights
+            Per ``(modality, kind)``: the share of the modality's prepared inputs the block explains (held-out R^2).
         """
-        weights = {key: float(value) if value > 0 else 0.0 for key, value in r2.items()}  # NaN (constant inputs) -> 0
+        weights = {key: float(value) if value > 0 else 0.0 for key, value in weights.items()}  # NaN -> 0
         if not any(w > 0 for w in weights.values()):
             weights = dict.fromkeys(weights, 1.0)
         for (m, k), w in weights.items():
