@@ -59,6 +59,11 @@ def processor() -> str:
     return f"{fields.get('model name', '?')} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
 
 
+# how X_<method> weighs its blocks: each specific block by what it adds to its shared block, the held-out R^2 of the
+# modality's inputs from (Z_i, C_i) minus that from C_i (records without this field: by what it explains alone)
+EMBEDDING_WEIGHTS_RULE = "gain"
+
+
 def model_settings(model) -> dict:
     """The model's settings that the benchmarks' records name (depths, lambda, CLUB estimator, input preparation)."""
     keys = (

@@ -30,7 +30,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import scanpy as sc  # noqa: E402
 import torch  # noqa: E402
-from _biology import kmeans_ari, knn_accuracy, model_settings, reference_inputs, totalvi_latent, versions  # noqa: E402
+from _biology import (  # noqa: E402
+    EMBEDDING_WEIGHTS_RULE,
+    kmeans_ari,
+    knn_accuracy,
+    model_settings,
+    reference_inputs,
+    totalvi_latent,
+    versions,
+)
 from anndata import AnnData  # noqa: E402
 from citeseq_real import load  # noqa: E402
 
@@ -111,6 +119,7 @@ def main() -> None:
         "train_seconds": {k: round(v, 1) for k, v in seconds.items()},
         "epochs_run": model.epochs_trained,
         "defaults": model_settings(model),
+        "embedding_weights_rule": EMBEDDING_WEIGHTS_RULE,
         "figure": args.figure or None,
         "versions": versions(),
     }
