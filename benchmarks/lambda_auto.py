@@ -28,7 +28,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _biology import add_simulator_arguments, knn_accuracy, simulate, simulator_fields, versions
+from _biology import (
+    EMBEDDING_WEIGHTS_RULE,
+    add_simulator_arguments,
+    knn_accuracy,
+    simulate,
+    simulator_fields,
+    versions,
+)
 from citeseq_real import load
 
 import indiseek
@@ -130,6 +137,7 @@ def main() -> None:
         "n_layers_shared": CITESEQ.n_layers_shared,
         "n_layers_estimator": CITESEQ.n_layers_estimator,
         "n_protein_pcs": CITESEQ.n_protein_pcs,
+        "embedding_weights_rule": EMBEDDING_WEIGHTS_RULE,
         "sweep_fit": "side_by_side",  # all lambdas in one vectorised fit from one initialisation
         **(simulator_fields(args) if args.data == "sim" else {}),
         "versions": versions(),
