@@ -108,9 +108,7 @@ def main() -> None:
         "command": "python benchmarks/bench_vs_totalvi.py " + " ".join(sys.argv[1:]),
         "n_cells": args.n_cells,
         "data": "indiseek.datasets.simulate_citeseq(n_cells, seed=0): 2,000 genes, 25 proteins, written to .h5mu",
-        "indiseek_defaults": {
-            k: getattr(CITESEQ, k) for k in ("batch_size", "max_epochs", "n_layers", "n_layers_shared")
-        },
+        "indiseek_defaults": CITESEQ.asdict(),
         "versions": versions(),
         "machine": machine(args.threads, "cpu"),
         "environment": {k: v for k, v in env.items() if k.startswith(("OMP_", "MKL_", "OPENBLAS_", "NUMBA_"))},
