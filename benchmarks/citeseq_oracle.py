@@ -1,22 +1,22 @@
 """What the simulator's true programs allow: theta, completeness and leak of ideal specific features.
 
-On ``simulate_citeseq`` defaults (5,000 cells), for each seed, takes as specific features (i) the true RNA-only and
-protein-only programs (``obsm["sim_rna_specific"]``, ``obsm["sim_protein_specific"]``) and (ii) the same programs minus
-their mean given the shared programs (5-fold kNN regression, k = 50), the closest to independence a representation of
-them can get by removing the mean, (iii) the same programs as the prepared inputs reveal them linearly (predicted
-from each modality's reference inputs, RNA components or protein CLR, by 5-fold ridge regression; a supervised map),
-and the true programs with one part of the shared programs beside them, as a specific representation that is not
-independent of the shared one may carry it: (iv) the mean of the shared programs over each cell's lineage, (v) their
-variation within the lineage (that mean removed). For
-each: Spearman's rho of per-type mean theta against the true RNA specificity, kNN accuracy (k = 15, 5-fold) of the
-level-2 types from (Z_i, true shared programs) as a ratio to the no-learning reference, and the held-out R^2 of the
-shared programs predicted from Z_i (:func:`indiseek.tl.independence`, the benchmark's leak), and the other way round,
-Z_i predicted from the shared programs. Also the share of the shared programs' variation within level-2 types (each
-type's mean removed) that each modality's inputs reveal (5-fold ridge R^2): what CLIP can align across the modalities
-beyond the types. ``--crossed-types`` simulates with ``crossed_types=True`` (the same specific states in every
-lineage; ``--n-types`` a multiple of 5). Appends one JSON line per seed to ``--out``.
+On ``simulate_citeseq`` defaults (``--n-cells`` cells, default 5,000), for each seed, takes as specific features (i) the
+true RNA-only and protein-only programs (``obsm["sim_rna_specific"]``, ``obsm["sim_protein_specific"]``) and (ii) the
+same programs minus their mean given the shared programs (5-fold kNN regression, k = 50), the closest to independence a
+representation of them can get by removing the mean, (iii) the same programs as the prepared inputs reveal them linearly
+(predicted from each modality's reference inputs, RNA components or protein CLR, by 5-fold ridge regression; a
+supervised map), and the true programs with one part of the shared programs beside them, as a specific representation
+that is not independent of the shared one may carry it: (iv) the mean of the shared programs over each cell's lineage,
+(v) their variation within the lineage (that mean removed). For each: Spearman's rho of per-type mean theta against the
+true RNA specificity, kNN accuracy (k = 15, 5-fold) of the level-2 types from (Z_i, true shared programs) as a ratio to
+the no-learning reference, and the held-out R^2 of the shared programs predicted from Z_i
+(:func:`indiseek.tl.independence`, the benchmark's leak), and the other way round, Z_i predicted from the shared
+programs. Also the share of the shared programs' variation within level-2 types (each type's mean removed) that each
+modality's inputs reveal (5-fold ridge R^2): what CLIP can align across the modalities beyond the types.
+``--crossed-types`` simulates with ``crossed_types=True`` (the same specific states in every lineage; ``--n-types`` a
+multiple of 5). Appends one JSON line per seed to ``--out``.
 
-Usage: ``python benchmarks/citeseq_oracle.py [--seeds 0 1 2] [--n-types 27] [--crossed-types]
+Usage: ``python benchmarks/citeseq_oracle.py [--seeds 0 1 2] [--n-cells 5000] [--n-types 27] [--crossed-types]
 [--out benchmarks/results/citeseq_oracle.jsonl]``
 """
 
@@ -60,11 +60,12 @@ def measure(mdata, keys: dict[str, str], labels: np.ndarray, truth: dict, refs: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--n-cells", type=int, default=5000)
     add_simulator_arguments(parser)
     parser.add_argument("--out", default="benchmarks/results/citeseq_oracle.jsonl")
     args = parser.parse_args()
     for seed in args.seeds:
-        mdata = simulate(args, seed)
+        mdata = simulate(args, seed, args.n_cells)
         labels = mdata.obs["celltype.l2"].astype(str).to_numpy()
         truth = dict(mdata.uns["simulation"]["rna_specificity"])
         ref = reference_inputs(mdata["rna"], mdata["prot"].X)
@@ -85,7 +86,7 @@ def main() -> None:
         within = shared - pd.DataFrame(shared).groupby(labels).transform("mean").to_numpy()  # each type's mean removed
         record = {
             "seed": seed,
-            "n_cells": 5000,
+            "n_cells": args.n_cells,
             **simulator_fields(args),
             "true_programs": measure(mdata, true_keys, labels, truth, refs, seed),
             "centred_on_shared": measure(
