@@ -50,6 +50,20 @@ def test_each_lambda_is_fitted_as_it_would_be_alone(small_mdata):
     np.testing.assert_allclose(model.get_latent_representation(kind="specific"), together, atol=1e-4)
 
 
+def test_sweep_fits_clubs_estimator_to_its_own_features(small_mdata):
+    """The ridge estimator's moving average starts afresh and follows the sweep's features, not the earlier fit's."""
+    mdata = small_mdata.copy()
+    IndiSeek.setup_mudata(mdata)
+    model = IndiSeek(mdata, **TINY)
+    model.train(**FIT, enable_progress_bar=False)
+    before = {m: stage.estimator.cz_moments.clone() for m, stage in model.module.specific.items()}
+    model.sweep_lambda([10], **{**FIT, "max_epochs": 3}, enable_progress_bar=False)
+    n_batches = int(0.9 * mdata.n_obs) // FIT["batch_size"]
+    for m, stage in model.module.specific.items():
+        assert int(stage.estimator.n_updates) == 3 * n_batches
+        assert not np.allclose(stage.estimator.cz_moments.numpy(), before[m].numpy())
+
+
 def test_every_fitted_lambda_stays_available(swept):
     model, _ = swept
     chosen = model.lambda_in_use

@@ -93,6 +93,9 @@ class StackedStage(nn.Module):
         def one(state, lambda_):
             return functional_call(self._template[0], state, ("loss", x, c_own, c_other, lambda_))
 
+        # the copied stage is not a submodule, so it follows this one's mode here (Lightning sets each module's flag)
+        self._template[0].train(self.training)
+
         out = vmap(one, randomness="different")(self._state(), self.lambdas)
         return {"loss": out["loss"].sum(), "independence": out["independence"].mean(),
                 "capture": out["capture"].mean(), "z": out["z"]}  # fmt: skip

@@ -139,6 +139,11 @@ class RidgeCLUB(nn.Module):
         self.register_buffer("cz_moments", torch.zeros(n_c + 1, n_z))
         self.register_buffer("n_updates", torch.zeros((), dtype=torch.long))
 
+    def reset_parameters(self) -> None:
+        """Forget the moving average: the next training batch starts it afresh."""
+        for buffer in (self.c_moments, self.cz_moments, self.n_updates):
+            buffer.zero_()
+
     def _regress(self, z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``q``'s mean and log-variance on a batch (no gradient); updates the moving average when training.
 
