@@ -196,19 +196,25 @@ def test_training_prints_lightnings_messages_but_not_its_tips(tmp_path):
     assert "Generating sequential column names" not in done.stderr + done.stdout
 
 
-def test_shared_stage_keeps_its_best_validation_weights(small_mdata):
+def test_each_stage_keeps_its_best_validation_weights(small_mdata):
     model = _fresh(small_mdata, input_dropout=0.0)  # without augmentation CLIP over-fits these few cells
     model.train(max_epochs=40, batch_size=64, seed=0, enable_progress_bar=False, early_stopping=False,
                 check_val_every_n_epoch=1, plan_kwargs={"lr": 1e-2})  # fmt: skip
-    history = model.history["shared_validation_loss"].iloc[:, 0].to_numpy()
-    assert history.argmin() < len(history) - 1  # the loss went up again: the last weights are not the best
-    loss, n = 0.0, 0
+    keys = {"shared": "shared_validation_loss"} | {m: f"specific_loss_{m}_validation" for m in ("rna", "protein")}
+    histories = {part: model.history[key].iloc[:, 0].to_numpy() for part, key in keys.items()}
+    for history in histories.values():
+        assert history.argmin() < len(history) - 1  # the loss went up again: the last weights are not the best
+    sums, n = dict.fromkeys(keys, 0.0), 0
     with torch.no_grad():
         for tensors in model._make_data_loader(model.adata, indices=model.validation_indices, batch_size=64):
             k = len(tensors["X"])
-            loss += float(model.module.loss(tensors).loss) * k
+            sums["shared"] += float(model.module.loss(tensors).loss) * k
+            specific = model.module.specific_loss(model.module.specific_inputs(tensors))[0].extra_metrics
+            for m in ("rna", "protein"):
+                sums[m] += float(specific[f"loss_{m}"]) * k
             n += k
-    assert loss / n == pytest.approx(history.min(), rel=1e-4)
+    for part, history in histories.items():
+        assert sums[part] / n == pytest.approx(history.min(), rel=1e-4), part
 
 
 def test_each_block_is_centred_and_scaled_on_the_training_cells(trained):
