@@ -387,7 +387,9 @@ class IndiSeek(OutputsMixin, BaseModelClass):
             contrastive terms compare each cell with the rest of its batch.
         early_stopping, early_stopping_patience
             Stop a stage when its ``validation_loss`` has not improved for this many epochs (needs validation
-            cells).
+            cells). Whenever cells are validated, each stage ends with the weights of its epoch of lowest validation
+            loss (the specific stage: each modality's own) rather than its last; ``plan_kwargs={"restore_best":
+            False}`` keeps the last.
         check_val_every_n_epoch
             Validate every this many epochs (default: every epoch with early stopping, else never).
         %(param_estimator)s

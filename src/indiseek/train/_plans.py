@@ -47,7 +47,8 @@ class _Plan(TrainingPlan):
         Adam's epsilon. scvi-tools' default (0.01) damps small gradients; PyTorch's 1e-8 is kept here.
     restore_best
         With validation cells, end the stage with the weights of each part's (see :meth:`restorable`) epoch of
-        lowest validation loss rather than those of its last epoch.
+        lowest validation loss rather than those of its last epoch; with the trainer's ``min_steps``, among the
+        epochs that end after them (as early stopping waits for them).
     **kwargs
         Further arguments of :class:`scvi.train.TrainingPlan` (``reduce_lr_on_plateau``, ``lr_patience``, ...).
     """
@@ -107,7 +108,7 @@ class _Plan(TrainingPlan):
     def on_validation_epoch_end(self) -> None:
         """Log the validation epoch's means; with ``restore_best``, keep each part's weights of its best epoch."""
         self._flush("validation")
-        if not self.restore_best:
+        if not self.restore_best or self.trainer.global_step < (self.trainer.min_steps or 0):
             return
         for name, (key, part) in self.restorable().items():
             loss = self.trainer.callback_metrics.get(key)
