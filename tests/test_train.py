@@ -80,6 +80,37 @@ def test_checkpoint_and_resume_continue_from_the_saved_epoch(small_mdata, tmp_pa
     )
 
 
+class _SaveAtFirstSpecificEpoch(Callback):
+    def __init__(self, path):
+        self.path = path
+
+    def on_train_epoch_end(self, trainer, plan):  # after the epoch's validation
+        if plan.stage == "specific" and trainer.current_epoch == 0:
+            trainer.save_checkpoint(self.path)
+
+
+class _ScrambleProteinEncoder(Callback):
+    def on_train_epoch_start(self, trainer, plan):
+        with torch.no_grad():
+            for p in plan.module.specific["protein"].encoder.parameters():
+                p.normal_(std=3.0)
+
+
+def test_a_resumed_stage_keeps_the_best_weights_of_the_epochs_before_the_checkpoint(small_mdata, tmp_path):
+    ckpt = tmp_path / "specific.ckpt"
+    kwargs = dict(batch_size=64, seed=0, enable_progress_bar=False, check_val_every_n_epoch=1)
+    model = _fresh(small_mdata)
+    model.train(max_epochs=1, callbacks=[_SaveAtFirstSpecificEpoch(ckpt)], **kwargs)
+    resumed = _fresh(small_mdata)  # every epoch after the checkpoint starts from a scrambled protein encoder
+    resumed.train(max_epochs=3, ckpt_path=str(ckpt), callbacks=[_ScrambleProteinEncoder()], **kwargs)
+    key = "specific_loss_protein_validation"
+    assert resumed.history[key].iloc[:, 0].min() > model.history[key].iloc[0, 0]
+    np.testing.assert_array_equal(
+        resumed.get_latent_representation(modality="protein", kind="specific"),
+        model.get_latent_representation(modality="protein", kind="specific"),
+    )
+
+
 def test_prepared_inputs_match_scanpy(trained):
     """The module's inputs are sc.pp.normalize_total + log1p + highly variable genes + PCA of the training cells."""
     mdata = trained.adata

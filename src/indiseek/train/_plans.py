@@ -122,8 +122,13 @@ class _Plan(TrainingPlan):
             parts[name][1].load_state_dict(state)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Record the stage, so that :meth:`indiseek.IndiSeek.train` knows where to resume."""
+        """Record the stage, so that :meth:`indiseek.IndiSeek.train` knows where to resume, and the best weights."""
         checkpoint["indiseek_stage"] = self.stage
+        checkpoint["indiseek_best"] = self._best
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Resume with the best weights of the epochs before the checkpoint."""
+        self._best = checkpoint.get("indiseek_best", {})
 
     def on_train_epoch_end(self) -> None:
         """Log the epoch's means; stop with an error naming the stage as soon as the training loss is not finite."""
