@@ -9,12 +9,11 @@ features from Z 0.09 (RNA) and 0.06 (protein), against 0.39 and 0.29 for the sim
 level-2 type's specific programs reveal its lineage). Over seeds 0-4 the same run gives kNN 1.06x-1.12x, ARI
 0.95x-1.41x, rho 0.804-0.904 and R^2 at most 0.09; with the specific stage's last epoch (before) ARI 0.99x-1.47x and
 rho 0.811-0.877; with each specific block weighted by what it explains alone (before that) kNN 1.03x-1.08x and ARI
-0.74x-1.17x; with
-ReLU (the default before that) kNN 1.02x-1.07x, ARI 0.85x-1.20x, rho 0.763-0.889 and R^2 at most 0.10, and theta's
-same-label neighbour fraction in Z_rna on seed 0 was 0.25 of the way from chance to perfect. With the learned Gaussian
-estimator at lambda 10 and 100 epochs (the defaults before those) this test pinned kNN 1.07x-1.08x, ARI 1.36x-1.43x and
-rho 0.79-0.87, with R^2 of 0.24-0.55 on the RNA side. Threads, seeds, processors and library versions moved rho by up
-to about 0.09: the bounds leave about that margin.
+0.74x-1.17x; with ReLU (the default before that) kNN 1.02x-1.07x, ARI 0.85x-1.20x, rho 0.763-0.889 and R^2 at most
+0.10, and theta's same-label neighbour fraction in Z_rna on seed 0 was 0.25 of the way from chance to perfect. With
+the learned Gaussian estimator at lambda 10 and 100 epochs (the defaults before those) this test pinned kNN
+1.07x-1.08x, ARI 1.36x-1.43x and rho 0.79-0.87, with R^2 of 0.24-0.55 on the RNA side. Threads, seeds, processors
+and library versions moved rho by up to about 0.09: the bounds leave about that margin.
 """
 
 import warnings
