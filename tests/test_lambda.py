@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from lightning.pytorch.callbacks import Callback
 
 import indiseek
 from indiseek import IndiSeek
@@ -62,6 +63,32 @@ def test_sweep_fits_clubs_estimator_to_its_own_features(small_mdata):
     for m, stage in model.module.specific.items():
         assert int(stage.estimator.n_updates) == 3 * n_batches
         assert not np.allclose(stage.estimator.cz_moments.numpy(), before[m].numpy())
+
+
+class _ScrambleSecondLambdaAfterFirstEpoch(Callback):
+    """Keep the protein stage of the sweep's second lambda after epoch 1, then scramble its encoder every epoch."""
+
+    def on_validation_epoch_end(self, trainer, plan):
+        if trainer.current_epoch == 0:
+            self.kept = plan.module.specific["protein"].copy_state(1)
+
+    def on_train_epoch_start(self, trainer, plan):
+        if trainer.current_epoch > 0:
+            for name, value in plan.module.specific["protein"].params.items():
+                if name.startswith("stage/encoder/"):
+                    value.data[1].normal_(std=3.0)
+
+
+def test_each_lambda_keeps_its_best_validation_epoch(small_mdata):
+    mdata = small_mdata.copy()
+    IndiSeek.setup_mudata(mdata)
+    model = IndiSeek(mdata, **TINY)
+    model.train(**FIT, enable_progress_bar=False)
+    spy = _ScrambleSecondLambdaAfterFirstEpoch()
+    model.sweep_lambda([0.1, 10], **{**FIT, "max_epochs": 3}, enable_progress_bar=False, callbacks=[spy])
+    state = model.lambda_states_[10]
+    for name, kept in spy.kept.items():
+        np.testing.assert_array_equal(state[f"specific.protein.{name}"].numpy(), kept.numpy())
 
 
 def test_every_fitted_lambda_stays_available(swept):

@@ -593,9 +593,9 @@ class IndiSeek(OutputsMixin, BaseModelClass):
         lambdas
             The grid (default: the paper's, 10^-3 .. 10^3).
         max_epochs
-            Epochs of each fit (no early stopping: every lambda gets the same budget, and keeps its last epoch,
-            where :meth:`train` keeps the best-validation one); ``None``: those of :meth:`train`'s specific stage
-            (300, more on fewer than 1,280 training cells).
+            Epochs of each fit (no early stopping: every lambda gets the same budget, and keeps its epoch of lowest
+            validation loss, as :meth:`train` does); ``None``: those of :meth:`train`'s specific stage (300, more
+            on fewer than 1,280 training cells).
         batch_size, train_size, lr, n_estimator_steps, seed, accelerator, devices, **trainer_kwargs
             As in :meth:`train`.
 

@@ -69,11 +69,15 @@ def sweep(
             f"Only {splitter.n_train} training cells for a batch of {batch_size}: pass a smaller batch_size."
         )
     inputs = {m: model.get_prepared_inputs(model.adata, modality=m) for m in MODALITIES}  # the paired cells
-    trainer_kwargs = {**trainer_kwargs, "early_stopping": False, "check_val_every_n_epoch": None}  # equal budgets
+    # equal budgets, each lambda ending with its best-validation epoch after the minimum steps, as in train()
+    epochs, min_steps = stage_epochs(max_epochs, splitter.n_train // batch_size)
+    trainer_kwargs = {
+        **trainer_kwargs, "early_stopping": False, "check_val_every_n_epoch": 1 if splitter.n_val > 0 else None,
+        **({"min_steps": min_steps} if min_steps else {}),
+    }  # fmt: skip
     stack = LambdaStack(module, lambdas, seed)  # each lambda from the same fresh start (docs/method: why not warm)
     plan = SpecificTrainingPlan(stack, n_estimator_steps=n_estimator_steps, lr=lr)
     model.is_trained_ = False
-    epochs, _ = stage_epochs(max_epochs, splitter.n_train // batch_size)
     model._run_stage("sweep", plan, splitter, epochs["specific"], accelerator, devices, trainer_kwargs)
     rows, states = [], {}
     for index, lambda_ in enumerate(lambdas):

@@ -182,7 +182,8 @@ def specific_loss(stages: nn.ModuleDict, inputs: SpecificInputs) -> tuple[LossOu
     Returns
     -------
     The loss per modality (summed in ``loss``; the stages share no parameter, so each is minimised on its own)
-    with ``independence_<modality>``, ``capture_<modality>`` and ``loss_<modality>`` as extra metrics, and the
+    with ``independence_<modality>``, ``capture_<modality>`` and ``loss_<modality>`` as extra metrics (and
+    ``loss_<modality>_<j>`` per copy ``j`` of a stage that returns its copies' losses as ``copies``), and the
     detached ``Z`` per modality.
     """
     losses, metrics, z = {}, {}, {}
@@ -190,6 +191,7 @@ def specific_loss(stages: nn.ModuleDict, inputs: SpecificInputs) -> tuple[LossOu
         out = stages[modality].loss(x, c_own, c_other)
         losses[modality] = out["loss"]
         metrics.update({f"{k}_{modality}": out[k].detach() for k in ("loss", "independence", "capture")})
+        metrics.update({f"loss_{modality}_{j}": v.detach() for j, v in enumerate(out.get("copies", ()))})
         z[modality] = out["z"].detach()
     n_obs = next(iter(inputs.values()))[0].shape[0]
     return LossOutput(loss=losses, extra_metrics=metrics, n_obs_minibatch=n_obs), z
@@ -236,3 +238,7 @@ class SpecificStages(nn.Module):
     def loss(self, tensors: dict[str, torch.Tensor]) -> LossOutput:
         """The specific stages' loss on a minibatch."""
         return self.specific_loss(self.specific_inputs(tensors))[0]
+
+    def restorable(self) -> dict[str, tuple[str, nn.Module]]:
+        """What can be kept at its best epoch: each stage, with the extra metric of its loss."""
+        return {m: (f"loss_{m}", stage) for m, stage in self.specific.items()}

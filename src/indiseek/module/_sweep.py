@@ -85,7 +85,8 @@ class StackedStage(nn.Module):
         getattr(self, f"buffer_{i}").copy_(stage.input_sq_norm.to(self.lambdas.device).expand(len(self.lambdas)))
 
     def loss(self, x: torch.Tensor, c_own: torch.Tensor, c_other: torch.Tensor) -> dict[str, torch.Tensor]:
-        """:meth:`SpecificModule.loss` of every copy: ``loss`` summed over copies, the terms averaged, ``z`` stacked.
+        """:meth:`SpecificModule.loss` of every copy: ``loss`` summed over copies (each copy's in ``copies``), the
+        terms averaged, ``z`` stacked.
 
         ``z`` has shape ``(n_lambdas, batch, n_specific)``.
         """
@@ -97,7 +98,7 @@ class StackedStage(nn.Module):
         self._template[0].train(self.training)
 
         out = vmap(one, randomness="different")(self._state(), self.lambdas)
-        return {"loss": out["loss"].sum(), "independence": out["independence"].mean(),
+        return {"loss": out["loss"].sum(), "copies": out["loss"], "independence": out["independence"].mean(),
                 "capture": out["capture"].mean(), "z": out["z"]}  # fmt: skip
 
     def estimator_loss(self, z: torch.Tensor, c_own: torch.Tensor, c_other: torch.Tensor) -> torch.Tensor:
@@ -111,6 +112,25 @@ class StackedStage(nn.Module):
     def copy_state(self, index: int) -> dict[str, torch.Tensor]:
         """State dict of copy ``index``, in :class:`SpecificModule`'s names."""
         return {k.removeprefix(_PREFIX): v[index].detach().clone() for k, v in self._state().items()}
+
+    def load_copy_state(self, index: int, state: dict[str, torch.Tensor]) -> None:
+        """Set copy ``index`` from a state dict of :meth:`copy_state`."""
+        with torch.no_grad():
+            for k, v in self._state().items():
+                v[index].copy_(state[k.removeprefix(_PREFIX)])
+
+
+class _Copy:
+    """One copy of a :class:`StackedStage`, with a module's ``state_dict`` and ``load_state_dict``."""
+
+    def __init__(self, stage: StackedStage, index: int):
+        self.stage, self.index = stage, index
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.stage.copy_state(self.index)
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.stage.load_copy_state(self.index, state)
 
 
 class LambdaStack(SpecificStages):
@@ -142,6 +162,14 @@ class LambdaStack(SpecificStages):
     def specific_inputs(self, tensors: dict[str, torch.Tensor]) -> SpecificInputs:
         """The module's ``(X_i, C_i, C_{3-i})`` per modality."""
         return self.base.specific_inputs(tensors)
+
+    def restorable(self) -> dict[str, tuple[str, _Copy]]:
+        """Each copy of each stage, with the extra metric of its own loss."""
+        return {
+            f"{m}_{j}": (f"loss_{m}_{j}", _Copy(stage, j))
+            for m, stage in self.specific.items()
+            for j in range(len(stage.lambdas))
+        }
 
     def copy_state(self, index: int) -> dict[str, torch.Tensor]:
         """Specific stages of copy ``index`` as a state dict of the module (``specific.<modality>.<name>``)."""

@@ -217,8 +217,8 @@ class SpecificTrainingPlan(_Plan):
         return [encoder, estimator]
 
     def restorable(self) -> dict[str, tuple[str, torch.nn.Module]]:
-        """Each modality's stage, chosen by its own loss on the validation cells (the stages share no parameter)."""
-        return {m: (f"loss_{m}_validation", stage) for m, stage in self.module.specific.items()}
+        """Each modality's stage (each copy of a lambda sweep's), chosen by its own loss on the validation cells."""
+        return {name: (f"{key}_validation", part) for name, (key, part) in self.module.restorable().items()}
 
     def _optimizers(self, use_pl_optimizer: bool = True) -> list:
         opts = self.optimizers(use_pl_optimizer=use_pl_optimizer)
