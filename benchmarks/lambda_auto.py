@@ -139,6 +139,7 @@ def main() -> None:
         "n_protein_pcs": CITESEQ.n_protein_pcs,
         "embedding_weights_rule": EMBEDDING_WEIGHTS_RULE,
         "sweep_fit": "side_by_side",  # all lambdas in one vectorised fit from one initialisation
+        "sweep_epoch": "best_validation",  # each lambda's epoch of lowest validation loss (before: the last)
         **(simulator_fields(args) if args.data == "sim" else {}),
         "versions": versions(),
         "chosen_lambda": chosen,
