@@ -145,8 +145,26 @@ def test_rule_says_when_completeness_does_not_move():
     ).set_index("lambda")
     with pytest.warns(UserWarning, match="completeness hardly moves over the grid .* so the choice rests on noise"):
         chosen, reason = indiseek.tl.select_lambda(table)
-    assert chosen == 0.1  # the rule itself is unchanged
+    assert chosen == 0.001  # as complete as any other up to the noise, and it leaks least
     assert "gain, 0.003, is no larger than its largest drop between neighbouring lambdas, 0.026" in reason
+
+
+def test_rule_skips_a_lambda_that_leaks_where_another_is_as_complete():
+    # PBMC 5k's sweep (177 training cells): lambda 10 is the most complete by 0.002 but leaks 0.21, its neighbours 0
+    table = pd.DataFrame(
+        {
+            "lambda": [0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0],
+            "completeness": [0.682, 0.692, 0.683, 0.695, 0.706, 0.696, 0.704],
+            "leak": [0.066, 0.0, 0.0, 0.051, 0.211, 0.0, 0.0],
+        }
+    ).set_index("lambda")
+    chosen, reason = indiseek.tl.select_lambda(table)
+    assert chosen == 1000.0
+    assert "skipped lambda 10 (leak 0.211): another lambda leaks less and is as complete" in reason
+    assert "noise of 0.010" in reason  # the largest drop between neighbours, 0.706 -> 0.696
+    table.loc[10.0, "leak"] = 0.0  # the same sweep without that leak: lambda 10 is chosen, nothing skipped
+    chosen, reason = indiseek.tl.select_lambda(table)
+    assert chosen == 10.0 and "skipped" not in reason
 
 
 def test_failed_sweep_changes_nothing(swept):

@@ -54,9 +54,13 @@ def select_lambda(table: pd.DataFrame, keep: float = 0.9) -> tuple[float, str]:
     no labels.
 
     Completeness is expected to grow with lambda (it weighs the reconstruction), so a drop between neighbouring lambdas
-    is noise of its estimate. When the grid's whole gain is no larger than the largest such drop, the lambdas do not
-    differ in what they keep and the choice rests on noise: the reason says so and a :class:`UserWarning` is issued (on
-    small data sets, e.g. a few hundred cells, this happens; a lambda fixed in advance is then the steadier choice).
+    is noise of its estimate. A lambda is not chosen when another lambda leaks less and is as complete up to that noise
+    (its completeness is at most the largest drop lower): it would pay in independence for completeness that the grid
+    cannot tell apart. Such lambdas are single fits that happened to leak (on small files, e.g. a few hundred cells,
+    one lambda in the middle of the grid can leak 0.2 while its neighbours leak nothing); the reason names them, and
+    the grid's best completeness is taken over the others. When the grid's whole gain is no larger than the largest
+    drop, the lambdas do not differ in what they keep and the choice rests on noise: the reason says so and a
+    :class:`UserWarning` is issued (a lambda fixed in advance is then the steadier choice).
 
     Parameters
     ----------
@@ -74,20 +78,32 @@ def select_lambda(table: pd.DataFrame, keep: float = 0.9) -> tuple[float, str]:
     completeness = curve["completeness"]
     if not np.isfinite(completeness).any():
         raise ValueError("Every lambda of the sweep has an undefined completeness (NaN): nothing to choose from.")
-    low, high = completeness.iloc[0], completeness.max()
+    # completeness is expected to grow with lambda, so a drop between neighbouring lambdas is noise
+    noise = float(np.nan_to_num(-completeness.diff(), nan=0.0).max(initial=0.0))
+    leak = curve["leak"].to_numpy()
+    as_complete = completeness.to_numpy()[None, :] >= completeness.to_numpy()[:, None] - noise  # [a, b]: b vs a
+    dominated = ((leak[None, :] < leak[:, None]) & as_complete).any(axis=1)
+    low, high = completeness.iloc[0], completeness[~dominated].max()
     gain = (completeness - low) / (high - low) if high > low else pd.Series(1.0, index=curve.index)
-    chosen = float(gain.index[(gain >= keep - 1e-12).to_numpy()][0])
+    kept = (gain >= keep - 1e-12).to_numpy()
+    chosen = float(gain.index[kept & ~dominated][0])
     row = curve.loc[chosen]
     reason = (
         f"lambda={chosen:g} is the smallest lambda keeping {keep:.0%} of the completeness gain of the grid: held-out "
         f"R^2 of X_i from (Z_i, C_i) {row['completeness']:.3f} (smallest lambda {low:.3f}, best {high:.3f}) with a "
         f"leak of {row['leak']:.3f} (R^2 of C_(3-i) from Z_i), averaged over the modalities"
     )
-    # completeness is expected to grow with lambda, so a drop between neighbouring lambdas is noise
-    noise = float(np.nan_to_num(-completeness.diff(), nan=0.0).max(initial=0.0))
-    if high - low <= noise:
+    passed_over = dominated & kept & (curve.index < chosen)
+    skipped = [f"{lam:g} (leak {curve['leak'][lam]:.3f})" for lam in curve.index[passed_over]]
+    if skipped:
+        reason += (
+            f"; skipped lambda {', '.join(skipped)}: another lambda leaks less and is as complete, up to the "
+            f"completeness noise of {noise:.3f}"
+        )
+    grid_gain = completeness.max() - low
+    if grid_gain <= noise:
         flat = (
-            f"completeness hardly moves over the grid (its gain, {high - low:.3f}, is no larger than its largest "
+            f"completeness hardly moves over the grid (its gain, {grid_gain:.3f}, is no larger than its largest "
             f"drop between neighbouring lambdas, {noise:.3f}), so the choice rests on noise; more cells, or a lambda "
             "fixed in advance, decide it better"
         )
