@@ -165,6 +165,16 @@ def test_rule_skips_a_lambda_that_leaks_where_another_is_as_complete():
     table.loc[10.0, "leak"] = 0.0  # the same sweep without that leak: lambda 10 is chosen, nothing skipped
     chosen, reason = indiseek.tl.select_lambda(table)
     assert chosen == 10.0 and "skipped" not in reason
+    # the mosaic's seed 2: the most complete lambda leaks a little more than one as complete up to the noise
+    table = pd.DataFrame(
+        {
+            "lambda": [0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0],
+            "completeness": [0.648, 0.649, 0.653, 0.656, 0.645, 0.679, 0.685],
+            "leak": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.005],
+        }
+    ).set_index("lambda")
+    chosen, reason = indiseek.tl.select_lambda(table)
+    assert chosen == 100.0 and "best 0.679" in reason and "skipped lambda 1000 (leak 0.005)" in reason
 
 
 def test_failed_sweep_changes_nothing(swept):

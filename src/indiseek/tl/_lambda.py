@@ -57,8 +57,9 @@ def select_lambda(table: pd.DataFrame, keep: float = 0.9) -> tuple[float, str]:
     is noise of its estimate. A lambda is not chosen when another lambda leaks less and is as complete up to that noise
     (its completeness is at most the largest drop lower): it would pay in independence for completeness that the grid
     cannot tell apart. Such lambdas are single fits that happened to leak (on small files, e.g. a few hundred cells,
-    one lambda in the middle of the grid can leak 0.2 while its neighbours leak nothing); the reason names them, and
-    the grid's best completeness is taken over the others. When the grid's whole gain is no larger than the largest
+    one lambda in the middle of the grid can leak 0.2 while its neighbours leak nothing). The grid's best completeness
+    is taken over the other lambdas, and the reason names those skipped that would have been chosen or were more
+    complete than that best. When the grid's whole gain is no larger than the largest
     drop, the lambdas do not differ in what they keep and the choice rests on noise: the reason says so and a
     :class:`UserWarning` is issued (a lambda fixed in advance is then the steadier choice).
 
@@ -93,7 +94,7 @@ def select_lambda(table: pd.DataFrame, keep: float = 0.9) -> tuple[float, str]:
         f"R^2 of X_i from (Z_i, C_i) {row['completeness']:.3f} (smallest lambda {low:.3f}, best {high:.3f}) with a "
         f"leak of {row['leak']:.3f} (R^2 of C_(3-i) from Z_i), averaged over the modalities"
     )
-    passed_over = dominated & kept & (curve.index < chosen)
+    passed_over = dominated & kept & ((curve.index < chosen) | (completeness > high)).to_numpy()
     skipped = [f"{lam:g} (leak {curve['leak'][lam]:.3f})" for lam in curve.index[passed_over]]
     if skipped:
         reason += (
