@@ -94,7 +94,7 @@ def select_lambda(table: pd.DataFrame, keep: float = 0.9) -> tuple[float, str]:
         f"R^2 of X_i from (Z_i, C_i) {row['completeness']:.3f} (smallest lambda {low:.3f}, best {high:.3f}) with a "
         f"leak of {row['leak']:.3f} (R^2 of C_(3-i) from Z_i), averaged over the modalities"
     )
-    passed_over = dominated & kept & ((curve.index < chosen) | (completeness > high)).to_numpy()
+    passed_over = dominated & kept & ((curve.index < chosen) | (completeness > high).to_numpy())
     skipped = [f"{lam:g} (leak {curve['leak'][lam]:.3f})" for lam in curve.index[passed_over]]
     if skipped:
         reason += (
