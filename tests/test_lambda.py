@@ -150,14 +150,12 @@ def test_rule_says_when_completeness_does_not_move():
 
 
 def test_rule_skips_a_lambda_that_leaks_where_another_is_as_complete():
+    def curve(completeness, leak):
+        grid = [0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]
+        return pd.DataFrame({"completeness": completeness, "leak": leak}, index=pd.Index(grid, name="lambda"))
+
     # PBMC 5k's sweep (177 training cells): lambda 10 is the most complete by 0.002 but leaks 0.21, its neighbours 0
-    table = pd.DataFrame(
-        {
-            "lambda": [0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0],
-            "completeness": [0.682, 0.692, 0.683, 0.695, 0.706, 0.696, 0.704],
-            "leak": [0.066, 0.0, 0.0, 0.051, 0.211, 0.0, 0.0],
-        }
-    ).set_index("lambda")
+    table = curve([0.682, 0.692, 0.683, 0.695, 0.706, 0.696, 0.704], [0.066, 0.0, 0.0, 0.051, 0.211, 0.0, 0.0])
     chosen, reason = indiseek.tl.select_lambda(table)
     assert chosen == 1000.0
     assert "skipped lambda 10 (leak 0.211): another lambda leaks less and is as complete" in reason
@@ -166,13 +164,7 @@ def test_rule_skips_a_lambda_that_leaks_where_another_is_as_complete():
     chosen, reason = indiseek.tl.select_lambda(table)
     assert chosen == 10.0 and "skipped" not in reason
     # the mosaic's seed 2: the most complete lambda leaks a little more than one as complete up to the noise
-    table = pd.DataFrame(
-        {
-            "lambda": [0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0],
-            "completeness": [0.648, 0.649, 0.653, 0.656, 0.645, 0.679, 0.685],
-            "leak": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.005],
-        }
-    ).set_index("lambda")
+    table = curve([0.648, 0.649, 0.653, 0.656, 0.645, 0.679, 0.685], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.005])
     chosen, reason = indiseek.tl.select_lambda(table)
     assert chosen == 100.0 and "best 0.679" in reason and "skipped lambda 1000 (leak 0.005)" in reason
 
