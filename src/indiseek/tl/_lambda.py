@@ -59,9 +59,9 @@ def select_lambda(table: pd.DataFrame, keep: float = 0.9) -> tuple[float, str]:
     cannot tell apart. Such lambdas are single fits that happened to leak (on small files, e.g. a few hundred cells,
     one lambda in the middle of the grid can leak 0.2 while its neighbours leak nothing). The grid's best completeness
     is taken over the other lambdas, and the reason names those skipped that would have been chosen or were more
-    complete than that best. When the grid's whole gain is no larger than the largest
-    drop, the lambdas do not differ in what they keep and the choice rests on noise: the reason says so and a
-    :class:`UserWarning` is issued (a lambda fixed in advance is then the steadier choice).
+    complete than that best. When the grid's whole gain is no larger than the largest drop, the lambdas do not differ
+    in what they keep and the choice rests on noise: the reason says so and a :class:`UserWarning` is issued (a lambda
+    fixed in advance is then the steadier choice).
 
     Parameters
     ----------
