@@ -63,6 +63,10 @@ def processor() -> str:
 # modality's inputs from (Z_i, C_i) minus that from C_i (records without this field: by what it explains alone)
 EMBEDDING_WEIGHTS_RULE = "gain"
 
+# what the specific stage receives as shared features: the shared encoders' outputs scaled to norm sqrt(n_shared)
+# (records without this field: the outputs as they are)
+SPECIFIC_SHARED_INPUT = "directions"
+
 
 def model_settings(model) -> dict:
     """The model's settings that the benchmarks' records name (depths, lambda, CLUB estimator, input preparation)."""

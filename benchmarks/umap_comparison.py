@@ -32,6 +32,7 @@ import scanpy as sc  # noqa: E402
 import torch  # noqa: E402
 from _biology import (  # noqa: E402
     EMBEDDING_WEIGHTS_RULE,
+    SPECIFIC_SHARED_INPUT,
     kmeans_ari,
     knn_accuracy,
     model_settings,
@@ -120,6 +121,7 @@ def main() -> None:
         "epochs_run": model.epochs_trained,
         "defaults": model_settings(model),
         "embedding_weights_rule": EMBEDDING_WEIGHTS_RULE,
+        "specific_shared_input": SPECIFIC_SHARED_INPUT,
         "figure": args.figure or None,
         "versions": versions(),
     }

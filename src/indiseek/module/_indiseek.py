@@ -133,10 +133,14 @@ class IndiSeekModule(SpecificStages):
         return LossOutput(loss=loss, n_obs_minibatch=x["rna"].shape[0])
 
     def specific_inputs(self, tensors: dict[str, torch.Tensor]) -> SpecificInputs:
-        """``(X_i, C_i, C_{3-i})`` per modality; the shared features come from the (frozen) shared encoders."""
+        """``(X_i, C_i, C_{3-i})`` per modality; the shared features are the (frozen) shared encoders' directions.
+
+        See :meth:`~indiseek.module.SharedModule.directions`: on raw features of growing norm the decoder could use
+        ``C_i`` only coarsely, and ``Z_i`` kept a copy of it that leaked ``C_{3-i}``.
+        """
         x = {m: self.prepare(tensors, m) for m in MODALITIES}
         with torch.no_grad():
-            c = {m: self.shared.encode(x[m], m) for m in MODALITIES}
+            c = {m: self.shared.directions(x[m], m) for m in MODALITIES}
         return {"rna": (x["rna"], c["rna"], c["protein"]), "protein": (x["protein"], c["protein"], c["rna"])}
 
     @torch.no_grad()

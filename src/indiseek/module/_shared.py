@@ -70,6 +70,16 @@ class SharedModule(nn.Module):
         encoder = self.rna_encoder if modality == "rna" else self.protein_encoder
         return encoder(x)
 
+    def directions(self, x: torch.Tensor, modality: str) -> torch.Tensor:
+        """Shared features as the CLIP loss sees them: each cell's vector scaled to norm ``sqrt(n_shared)``.
+
+        The loss compares cosines only, so the features' norms are left to drift in training (mean norms of 400 on
+        5,000 simulated cells, 13,000 on 30,000). The specific stage receives these directions, on the scale of
+        standardised inputs, instead.
+        """
+        c = self.encode(x, modality)
+        return F.normalize(c, dim=1) * c.shape[1] ** 0.5
+
     def loss(
         self, x_rna: torch.Tensor, x_protein: torch.Tensor, batch: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
