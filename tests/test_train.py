@@ -1,5 +1,6 @@
 """Training on scvi-tools' Lightning stack: arguments reach the trainer, early stopping, checkpoints, DDP, inputs."""
 
+import copy
 import json
 import subprocess
 import sys
@@ -256,6 +257,25 @@ def test_each_block_is_centred_and_scaled_on_the_training_cells(trained):
             z = trained.get_latent_representation(modality=modality, kind=kind)[np.sort(trained.train_indices)]
             assert np.abs(z.mean(0)).max() < 1e-4
             assert z.var(0).mean() == pytest.approx(1.0, rel=1e-3)
+
+
+def test_the_norm_of_the_shared_features_changes_no_loss(trained):
+    """CLIP compares directions only, so the shared features' norms drift in training; the specific stage must not
+    depend on them either."""
+    module = copy.deepcopy(trained.module).eval()
+    tensors = next(iter(trained._make_data_loader(trained.adata, indices=trained.train_indices, batch_size=64)))
+
+    def losses():
+        with torch.no_grad():
+            specific = module.specific_loss(module.specific_inputs(tensors))[0].extra_metrics
+            return [float(module.loss(tensors).loss)] + [float(specific[f"loss_{m}"]) for m in ("rna", "protein")]
+
+    before = losses()
+    with torch.no_grad():
+        for encoder in (module.shared.rna_encoder, module.shared.protein_encoder):
+            encoder[-1].weight.mul_(40.0)
+            encoder[-1].bias.mul_(40.0)
+    assert losses() == pytest.approx(before, rel=1e-5)
 
 
 def test_input_dropout_keeps_more_cell_types_in_the_shared_features():
