@@ -73,9 +73,9 @@ class SharedModule(nn.Module):
     def directions(self, x: torch.Tensor, modality: str) -> torch.Tensor:
         """Shared features as the CLIP loss sees them: each cell's vector scaled to norm ``sqrt(n_shared)``.
 
-        The loss compares cosines only, so the features' norms are left to drift in training (mean norms of 400 on
-        5,000 simulated cells, 13,000 on 30,000). The specific stage receives these directions, on the scale of
-        standardised inputs, instead.
+        The loss compares cosines only, so nothing holds the features' norms in place and they drift in training,
+        the more the longer it runs. The specific stage receives these directions, whose coordinates are on the
+        scale of standardised inputs, instead of the raw outputs.
         """
         c = self.encode(x, modality)
         return F.normalize(c, dim=1) * c.shape[1] ** 0.5
