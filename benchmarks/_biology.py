@@ -59,13 +59,14 @@ def processor() -> str:
     return f"{fields.get('model name', '?')} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
 
 
-# how X_<method> weighs its blocks: each specific block by what it adds to its shared block, the held-out R^2 of the
-# modality's inputs from (Z_i, C_i) minus that from C_i (records without this field: by what it explains alone)
-EMBEDDING_WEIGHTS_RULE = "gain"
-
-# what the specific stage receives as shared features: the shared encoders' outputs scaled to norm sqrt(n_shared)
-# (records without this field: the outputs as they are)
-SPECIFIC_SHARED_INPUT = "directions"
+# Choices of the code that no setting names, written into every record so that records before and after a change
+# can be told apart:
+# - embedding_weights_rule: how X_<method> weighs its blocks: each specific block by what it adds to its shared block,
+#   the held-out R^2 of the modality's inputs from (Z_i, C_i) minus that from C_i (records without it: by what it
+#   explains alone);
+# - specific_shared_input: what the specific stage receives as shared features: the shared encoders' outputs scaled to
+#   norm sqrt(n_shared) (records without it: the outputs as they are).
+CODE_RULES = {"embedding_weights_rule": "gain", "specific_shared_input": "directions"}
 
 
 def model_settings(model) -> dict:

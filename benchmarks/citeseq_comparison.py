@@ -33,8 +33,7 @@ import time
 import numpy as np
 import torch
 from _biology import (
-    EMBEDDING_WEIGHTS_RULE,
-    SPECIFIC_SHARED_INPUT,
+    CODE_RULES,
     add_simulator_arguments,
     equal_blocks,
     kmeans_ari,
@@ -182,8 +181,7 @@ def measure(model, mdata, m: str, labels, truth, knn_ref, seed: int) -> dict:
         "ari": round(kmeans_ari(feats["all"], labels), 3),
         "ari_equal_blocks": round(kmeans_ari(feats["all_equal_blocks"], labels), 3),
         "embedding_weights": {k: round(v, 3) for k, v in model.embedding_weights.items()},
-        "embedding_weights_rule": EMBEDDING_WEIGHTS_RULE,
-        "specific_shared_input": SPECIFIC_SHARED_INPUT,
+        **CODE_RULES,
         "independence_r2": {k: round(v["r2"], 3) for k, v in leak.items()},
         "independence_p": {k: round(v["p_value"], 3) for k, v in leak.items()},
         # the other direction, Z_i predicted from C_{3-i} (CLUB's q(z | c) models this one), for Z_i and for the

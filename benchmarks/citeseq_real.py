@@ -29,8 +29,7 @@ import mudata as md
 import numpy as np
 import torch
 from _biology import (
-    EMBEDDING_WEIGHTS_RULE,
-    SPECIFIC_SHARED_INPUT,
+    CODE_RULES,
     equal_blocks,
     kmeans_ari,
     knn_accuracy,
@@ -134,8 +133,7 @@ def run(
         "ari_shared": round(kmeans_ari(feats["shared"], labels), 3),
         "ari_equal_blocks": round(kmeans_ari(feats["all_equal_blocks"], labels), 3),
         "embedding_weights": {k: round(v, 3) for k, v in model.embedding_weights.items()},
-        "embedding_weights_rule": EMBEDDING_WEIGHTS_RULE,
-        "specific_shared_input": SPECIFIC_SHARED_INPUT,
+        **CODE_RULES,
         "ari_reference": ari_ref,
         "knn_most_frequent": round(float(np.unique(labels, return_counts=True)[1].max() / len(labels)), 3),
         "train_seconds": round(train_s, 1),

@@ -38,7 +38,7 @@ import pandas as pd
 import scanpy as sc
 import scvi
 import torch
-from _biology import EMBEDDING_WEIGHTS_RULE, SPECIFIC_SHARED_INPUT, knn_accuracy, totalvi_model, versions
+from _biology import CODE_RULES, knn_accuracy, totalvi_model, versions
 from anndata import AnnData
 from sklearn.neighbors import KNeighborsRegressor
 
@@ -313,8 +313,7 @@ def main() -> None:
             "n_layers_estimator": CITESEQ.n_layers_estimator,
             "activation": CITESEQ.activation,
             "n_protein_pcs": CITESEQ.n_protein_pcs,
-            "embedding_weights_rule": EMBEDDING_WEIGHTS_RULE,
-            "specific_shared_input": SPECIFIC_SHARED_INPUT,
+            **CODE_RULES,
             **TASKS[task](args.data, args.seed),
         }
         record |= {"seconds": round(time.perf_counter() - start, 1), "machine": platform.processor() or

@@ -29,8 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from _biology import (
-    EMBEDDING_WEIGHTS_RULE,
-    SPECIFIC_SHARED_INPUT,
+    CODE_RULES,
     add_simulator_arguments,
     knn_accuracy,
     simulate,
@@ -138,8 +137,7 @@ def main() -> None:
         "n_layers_shared": CITESEQ.n_layers_shared,
         "n_layers_estimator": CITESEQ.n_layers_estimator,
         "n_protein_pcs": CITESEQ.n_protein_pcs,
-        "embedding_weights_rule": EMBEDDING_WEIGHTS_RULE,
-        "specific_shared_input": SPECIFIC_SHARED_INPUT,
+        **CODE_RULES,
         "sweep_fit": "side_by_side",  # all lambdas in one vectorised fit from one initialisation
         "sweep_epoch": "best_validation",  # each lambda's epoch of lowest validation loss (before: the last)
         **(simulator_fields(args) if args.data == "sim" else {}),

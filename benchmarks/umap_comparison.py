@@ -31,8 +31,7 @@ import numpy as np  # noqa: E402
 import scanpy as sc  # noqa: E402
 import torch  # noqa: E402
 from _biology import (  # noqa: E402
-    EMBEDDING_WEIGHTS_RULE,
-    SPECIFIC_SHARED_INPUT,
+    CODE_RULES,
     kmeans_ari,
     knn_accuracy,
     model_settings,
@@ -120,8 +119,7 @@ def main() -> None:
         "train_seconds": {k: round(v, 1) for k, v in seconds.items()},
         "epochs_run": model.epochs_trained,
         "defaults": model_settings(model),
-        "embedding_weights_rule": EMBEDDING_WEIGHTS_RULE,
-        "specific_shared_input": SPECIFIC_SHARED_INPUT,
+        **CODE_RULES,
         "figure": args.figure or None,
         "versions": versions(),
     }
