@@ -97,7 +97,8 @@ def knn_accuracy(x: np.ndarray, labels: np.ndarray) -> float:
 
 
 def leaks(mdata, seed: int, method: str = "indiseek") -> dict[str, dict]:
-    """:func:`indiseek.tl.independence` of ``Z_i`` against ``C_{3-i}`` (held-out R^2, p-value), keyed by modality i."""
+    """:func:`indiseek.tl.independence` of ``Z_i`` against ``C_{3-i}`` (held-out R^2 by kNN and by ridge regression,
+    p-value), keyed by modality i."""
     pairs = (("rna", "protein"), ("protein", "rna"))
     return {
         i: indiseek.tl.independence(mdata, f"X_{method}_specific_{i}", f"X_{method}_shared_{o}", seed=seed)

@@ -183,6 +183,7 @@ def measure(model, mdata, m: str, labels, truth, knn_ref, seed: int) -> dict:
         "embedding_weights": {k: round(v, 3) for k, v in model.embedding_weights.items()},
         **CODE_RULES,
         "independence_r2": {k: round(v["r2"], 3) for k, v in leak.items()},
+        "independence_r2_linear": {k: round(v["r2_linear"], 3) for k, v in leak.items()},
         "independence_p": {k: round(v["p_value"], 3) for k, v in leak.items()},
         # the other direction, Z_i predicted from C_{3-i} (CLUB's q(z | c) models this one), for Z_i and for the
         # true programs in its place: how much of the ideal specific features the learned shared features predict

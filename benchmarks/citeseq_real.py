@@ -118,7 +118,7 @@ def run(
     indiseek.tl.theta_scores(mdata, label_key=label_key, rna_key="X_reference_rna",
                              protein_key="X_reference_protein", key_added="t_ref")  # fmt: skip
     rho_ref, _ = indiseek.tl.rank_correlation(mdata, score_key="t_ref", groupby=label_key)
-    leak = {m: v["r2"] for m, v in leaks(mdata, seed).items()}
+    leak = leaks(mdata, seed)
     knn = {k: knn_accuracy(v, labels) for k, v in feats.items()}
     return record | {
         "defaults": model_settings(model),
@@ -128,7 +128,8 @@ def run(
         "theta_separation": {k: round(v, 3) for k, v in separation.items()},
         "rho_reference_inputs_vs_wnn": round(rho_ref, 3),
         **knn_fields(knn, knn_ref | {f"{m}_weighted": knn_ref[m] for m in ("rna", "protein")}),
-        "independence_r2": {k: round(v, 3) for k, v in leak.items()},
+        "independence_r2": {k: round(v["r2"], 3) for k, v in leak.items()},
+        "independence_r2_linear": {k: round(v["r2_linear"], 3) for k, v in leak.items()},
         "ari": round(kmeans_ari(feats["all"], labels), 3),
         "ari_shared": round(kmeans_ari(feats["shared"], labels), 3),
         "ari_equal_blocks": round(kmeans_ari(feats["all_equal_blocks"], labels), 3),

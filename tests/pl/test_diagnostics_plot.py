@@ -12,7 +12,12 @@ from indiseek import pl
 
 
 def _result(with_completeness: bool = True) -> dict:
-    entry = {"independence_r2": -0.04, "independence_hsic": 1e-4, "independence_p_value": 0.42}
+    entry = {
+        "independence_r2": -0.04,
+        "independence_r2_linear": 0.12,
+        "independence_hsic": 1e-4,
+        "independence_p_value": 0.42,
+    }
     if with_completeness:
         entry |= {"completeness_r2_joint": 0.81, "completeness_r2_shared": 0.45, "completeness_r2_specific": 0.3}
     protein = dict(entry, independence_r2=0.35, independence_p_value=0.005)
@@ -31,11 +36,11 @@ def test_from_uns_writes_png(tmp_path):
     assert isinstance(fig, Figure)
     rna, protein = fig.axes
     assert rna.get_title() == "RNA" and protein.get_title() == "protein"
-    assert len(rna.patches) == 4
+    assert len(rna.patches) == 5
     assert "p = 0.42" in _texts(rna) and "p = 0.005" in _texts(protein)
     assert "0.81" in _texts(rna)
     labels = [t.get_text() for t in rna.get_xticklabels()]
-    assert labels == ["X from\nC", "X from\nZ", "X from\n(Z, C)", "C_protein\nfrom Z"]
+    assert labels == ["X from\nC", "X from\nZ", "X from\n(Z, C)", "C_protein\nfrom Z,\nlinear", "C_protein\nfrom Z"]
     assert rna.get_ylim()[0] < -0.04
     assert path.exists() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     plt.close(fig)
@@ -45,7 +50,7 @@ def test_independence_only_into_given_axes():
     fig, axes = plt.subplots(1, 1)
     out = pl.diagnostics(_result(with_completeness=False), modalities=["protein"], axes=[axes])
     assert out == [axes]
-    assert len(axes.patches) == 1
+    assert len(axes.patches) == 2
     plt.close(fig)
 
 

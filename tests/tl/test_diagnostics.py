@@ -30,6 +30,8 @@ def arrays() -> dict[str, np.ndarray]:
         # dependent, but the sign of C is lost: R^2 cannot see it, the kernel test can
         "z_square": c[:, :1] ** 2 + 0.05 * rng.normal(size=(N, 1)),
         "c_first": c[:, :1].copy(),
+        # C in a direction of Z with little variance: neighbours in Z cannot find it, a linear map can
+        "z_hidden": np.column_stack([z[:, 0] + 0.05 * c[:, 0], z[:, 0] - 0.05 * c[:, 0], z[:, 1]]),
         "z": z,
         # X = g(Z, C) exactly, half of its columns from each, one product of both
         "x": np.column_stack([c[:, 0], c[:, 1], z[:, 0], np.sin(2 * z[:, 1]), c[:, 0] * z[:, 0]]),
@@ -54,6 +56,7 @@ def test_independent_features(data, statistic):
     result = independence(data, "z_independent", "c", statistic=statistic, n_permutations=99)
     assert set(result) >= {"r2", statistic, "p_value", "n_test", "n_dependence"}
     assert abs(result["r2"]) < 0.15  # about -1/15 for pure noise
+    assert abs(result["r2_linear"]) < 0.05
     assert result["p_value"] > 0.05
     assert result["n_test"] == 100 and result["n_dependence"] == N
 
@@ -72,6 +75,22 @@ def test_kernel_test_sees_what_r2_misses(data):
     assert result["p_value"] < 0.05
     indep = independence(data, "z_independent", "c", n_permutations=99)
     assert result["hsic_normalized"] > 5 * indep["hsic_normalized"]
+
+
+def test_linear_r2_sees_a_direction_of_little_variance(data):
+    result = independence(data, "z_hidden", "c_first", n_permutations=0)
+    assert result["r2"] < 0.3
+    assert result["r2_linear"] > 0.95
+
+
+def test_linear_r2_is_not_blown_up_by_a_column_nearly_constant_in_training(arrays):
+    rng = np.random.default_rng(2)
+    nearly_constant = 1e-6 * rng.normal(size=N)
+    held_out = np.random.default_rng(0).permutation(N)[:100]  # the cells independence() holds out with seed 0
+    nearly_constant[held_out[:5]] = 1.0
+    z = np.column_stack([arrays["z_independent"], nearly_constant])
+    result = independence(_adata(z=z, c=arrays["c"]), "z", "c", n_permutations=0, seed=0)
+    assert abs(result["r2_linear"]) < 0.05
 
 
 def test_subsample_permutations_and_seed(data, arrays):
@@ -168,7 +187,7 @@ def test_diagnostics_writes_uns_and_round_trips(arrays, tmp_path):
     assert all(type(v) in (float, int) for v in rna.values())
     assert result["params"]["specific_keys"]["rna"] == "X_indiseek_specific_rna"
     table = pd.DataFrame({m: result[m] for m in ("rna", "protein")}).T
-    assert table.shape == (2, 9)
+    assert table.shape == (2, 10)
 
     mdata.write(tmp_path / "d.h5mu")
     back = read_h5mu(tmp_path / "d.h5mu").uns["diagnostics"]

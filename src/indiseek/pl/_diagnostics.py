@@ -33,6 +33,7 @@ def _bars(modality: str, entry: Mapping[str, Any]) -> list[tuple[str, float, str
         ("completeness_r2_shared", "X from\nC", _COMPLETENESS_COLOR),
         ("completeness_r2_specific", "X from\nZ", _COMPLETENESS_COLOR),
         ("completeness_r2_joint", "X from\n(Z, C)", _COMPLETENESS_COLOR),
+        ("independence_r2_linear", f"C_{other}\nfrom Z,\nlinear", _INDEPENDENCE_COLOR),
         ("independence_r2", f"C_{other}\nfrom Z", _INDEPENDENCE_COLOR),
     ]
     return [(label, float(entry[k]), color) for k, label, color in wanted if k in entry]
@@ -72,11 +73,12 @@ def diagnostics(
 ) -> Figure | Sequence[Axes]:
     """One bar chart per modality: completeness R^2 (blue) and independence R^2 (orange, its p-value above).
 
-    Bars, in the panel of modality i (ticks "X from C", "X from Z", "X from (Z, C)", "C_<other> from Z"): R^2 of
-    the prepared inputs X_i from C_i alone, from Z_i alone and from (Z_i, C_i) (completeness: higher is better),
-    then R^2 of C_{3-i} from Z_i (independence: near 0 is better), with the permutation p-value of the kernel
-    dependence test. Bars missing from the result (no completeness without prepared inputs) are left out. R^2 can be
-    negative (worse than predicting the mean).
+    Bars, in the panel of modality i (ticks "X from C", "X from Z", "X from (Z, C)", "C_<other> from Z, linear",
+    "C_<other> from Z"): R^2 of the prepared inputs X_i from C_i alone, from Z_i alone and from (Z_i, C_i)
+    (completeness: higher is better), then R^2 of C_{3-i} from Z_i by ridge regression and by kNN regression
+    (independence: near 0 is better), with the permutation p-value of the kernel dependence test. Bars missing from
+    the result (no completeness without prepared inputs) are left out. R^2 can be negative (worse than predicting
+    the mean).
 
     Parameters
     ----------
