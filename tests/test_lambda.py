@@ -32,6 +32,7 @@ def test_sweep_returns_one_row_per_lambda(swept):
     assert list(table.index) == [0.1, 10, 1000]
     for m in ("rna", "protein"):
         assert table[f"independence_r2_{m}"].between(-1, 1).all()
+        assert (table[f"independence_r2_linear_{m}"] <= 1).all()
         assert table[f"independence_p_value_{m}"].between(0, 1).all()
         assert (table[f"completeness_r2_joint_{m}"] <= 1).all()
     chosen, reason = indiseek.tl.select_lambda(table)

@@ -97,6 +97,7 @@ def sweep(
             comp = completeness(model.adata, inputs[m], z, c, seed=seed)
             row |= {
                 f"independence_r2_{m}": ind["r2"],
+                f"independence_r2_linear_{m}": ind["r2_linear"],
                 f"independence_p_value_{m}": ind["p_value"],
                 f"completeness_r2_joint_{m}": comp["r2_joint"],
                 f"completeness_r2_shared_{m}": comp["r2_shared"],
