@@ -134,6 +134,23 @@ def test_rule_keeps_most_completeness_at_least_leak():
         indiseek.tl.select_lambda(table, keep=0)
 
 
+def test_rule_reads_the_linear_leak_where_the_sweep_has_it():
+    table = pd.DataFrame(
+        {
+            "lambda": [0.1, 1.0, 10.0, 100.0],
+            "completeness_r2_joint_rna": [0.45, 0.60, 0.74, 0.73],
+            "independence_r2_rna": [0.0, 0.01, 0.02, 0.03],
+        }
+    ).set_index("lambda")
+    assert indiseek.tl.select_lambda(table)[0] == 10.0
+    # lambda 10 leaks by a linear map what the kNN regression misses; lambda 100 is as complete (up to the 0.01
+    # drop from 10 to 100) and leaks less, so it is chosen and the reason names lambda 10
+    table["independence_r2_linear_rna"] = [-3.0, 0.0, 0.30, 0.01]
+    np.testing.assert_allclose(indiseek.tl.lambda_tradeoff(table)["leak"], [0.0, 0.01, 0.30, 0.03])
+    chosen, reason = indiseek.tl.select_lambda(table)
+    assert chosen == 100.0 and "skipped lambda 10 (leak 0.300)" in reason
+
+
 def test_rule_says_when_completeness_does_not_move():
     # as on a few hundred cells: a gain of 0.003 over the grid against drops of up to 0.026 between neighbours
     completeness = [0.679, 0.675, 0.682, 0.656, 0.678, 0.674, 0.667]

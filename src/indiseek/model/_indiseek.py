@@ -604,7 +604,7 @@ class IndiSeek(OutputsMixin, BaseModelClass):
         One row per lambda (the index): ``independence_r2_<modality>``, ``independence_r2_linear_<modality>``,
         ``independence_p_value_<modality>``, ``completeness_r2_joint_<modality>`` and
         ``completeness_r2_shared_<modality>`` (:func:`~indiseek.tl.independence`, :func:`~indiseek.tl.completeness`;
-        the choice of lambda reads the kNN leak, ``independence_r2_<modality>``); also ``model.lambda_sweep_``
+        the choice of lambda reads, per modality, the larger of the two leaks); also ``model.lambda_sweep_``
         (the fit's seconds are ``model.train_times_["sweep"]``). :func:`~indiseek.tl.lambda_tradeoff` and
         :func:`~indiseek.pl.lambda_tradeoff` summarise and draw it.
         """

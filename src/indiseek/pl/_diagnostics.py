@@ -146,8 +146,8 @@ def lambda_tradeoff(
 ) -> Figure | Axes:
     """Completeness (blue) and leak (orange) against lambda, from a sweep, with the chosen lambda marked.
 
-    Completeness is the held-out R^2 of X_i from (Z_i, C_i), the leak the held-out R^2 of C_{3-i} from Z_i, each
-    averaged over the modalities (:func:`~indiseek.tl.lambda_tradeoff`).
+    Completeness is the held-out R^2 of X_i from (Z_i, C_i), the leak the held-out R^2 of C_{3-i} from Z_i (kNN or
+    linear, whichever is larger), each averaged over the modalities (:func:`~indiseek.tl.lambda_tradeoff`).
 
     Parameters
     ----------

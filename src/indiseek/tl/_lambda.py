@@ -18,28 +18,34 @@ def lambda_tradeoff(table: pd.DataFrame) -> pd.DataFrame:
     ----------
     table
         One row per lambda (the index) with ``completeness_r2_joint_<modality>`` and ``independence_r2_<modality>``
-        columns, as :meth:`indiseek.IndiSeek.sweep_lambda` returns it (any modality names: one suffices), or a curve
-        this function returned (returned as it is).
+        columns, and optionally ``independence_r2_linear_<modality>``, as :meth:`indiseek.IndiSeek.sweep_lambda`
+        returns it (any modality names: one suffices), or a curve this function returned (returned as it is).
 
     Returns
     -------
-    Columns ``completeness`` (held-out R^2 of X_i from (Z_i, C_i)) and ``leak`` (held-out R^2 of C_{3-i} from Z_i;
-    a negative R^2, worse than predicting the mean, counts as no leak), indexed by lambda.
+    Columns ``completeness`` (held-out R^2 of X_i from (Z_i, C_i)) and ``leak`` (held-out R^2 of C_{3-i} from Z_i,
+    by the kNN regression or, where the table has it, by the linear one, whichever sees more: each misses what the
+    other sees, see :func:`~indiseek.tl.independence`; a negative R^2, worse than predicting the mean, counts as no
+    leak), indexed by lambda.
     """
     if not isinstance(table, pd.DataFrame) or table.empty:
         raise TypeError("table must be a non-empty DataFrame from IndiSeek.sweep_lambda.")
     if {"completeness", "leak"} <= set(table.columns):  # already a trade-off curve
         return table[["completeness", "leak"]].sort_index()
-    joint, leak = "completeness_r2_joint_", "independence_r2_"
+    joint, knn, linear = "completeness_r2_joint_", "independence_r2_", "independence_r2_linear_"
     modalities = [c[len(joint) :] for c in table.columns if c.startswith(joint)] or list(MODALITIES)
-    missing = [c for m in modalities for c in (joint + m, leak + m) if c not in table.columns]
+    missing = [c for m in modalities for c in (joint + m, knn + m) if c not in table.columns]
     if missing:
         raise KeyError(f"table lacks the columns {missing}: pass the DataFrame IndiSeek.sweep_lambda returns.")
+    leak = table[[knn + m for m in modalities]].to_numpy()
+    if all(linear + m in table.columns for m in modalities):
+        leak = np.fmax(leak, table[[linear + m for m in modalities]].to_numpy())
     out = pd.DataFrame(
         {
             "completeness": table[[joint + m for m in modalities]].mean(axis=1),
-            "leak": table[[leak + m for m in modalities]].clip(lower=0).mean(axis=1),
-        }
+            "leak": np.clip(leak, 0, None).mean(axis=1),
+        },
+        index=table.index,
     )
     return out.sort_index()
 
@@ -48,7 +54,7 @@ def select_lambda(table: pd.DataFrame, keep: float = 0.9) -> tuple[float, str]:
     """The smallest lambda of a sweep that keeps most of the completeness the grid reaches, and why.
 
     Completeness (held-out R^2 of X_i from (Z_i, C_i), averaged over the modalities) rises with lambda and so does
-    the leak (held-out R^2 of C_{3-i} from Z_i). The rule puts the biology first: among the lambdas whose completeness
+    the leak (held-out R^2 of C_{3-i} from Z_i, by kNN or linear regression, see :func:`lambda_tradeoff`). The rule puts the biology first: among the lambdas whose completeness
     gain over the smallest lambda's is at least ``keep`` of the largest gain on the grid, it takes the smallest,
     i.e. the most independent representation that still carries nearly all of what the grid can capture. It needs
     no labels.
@@ -92,7 +98,7 @@ def select_lambda(table: pd.DataFrame, keep: float = 0.9) -> tuple[float, str]:
     reason = (
         f"lambda={chosen:g} is the smallest lambda keeping {keep:.0%} of the completeness gain of the grid: held-out "
         f"R^2 of X_i from (Z_i, C_i) {row['completeness']:.3f} (smallest lambda {low:.3f}, best {high:.3f}) with a "
-        f"leak of {row['leak']:.3f} (R^2 of C_(3-i) from Z_i), averaged over the modalities"
+        f"leak of {row['leak']:.3f} (R^2 of C_(3-i) from Z_i, kNN or linear), averaged over the modalities"
     )
     passed_over = dominated & kept & ((curve.index < chosen) | (completeness > high).to_numpy())
     skipped = [f"{lam:g} (leak {curve['leak'][lam]:.3f})" for lam in curve.index[passed_over]]
