@@ -128,6 +128,10 @@ def test_rule_keeps_most_completeness_at_least_leak():
     curve = indiseek.tl.lambda_tradeoff(table)
     np.testing.assert_allclose(curve["leak"], [0.005, 0.025, 0.06, 0.275])  # a negative R^2 is no leak
     assert indiseek.tl.select_lambda(curve)[0] == 100.0  # the curve alone is enough
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one lambda is no choice, so no noise to warn of
+        chosen, reason = indiseek.tl.select_lambda(table.loc[[10.0]])
+    assert chosen == 10.0 and "only lambda of the sweep" in reason and "leak of 0.060" in reason
     with pytest.raises(KeyError, match="independence_r2_rna"):
         indiseek.tl.select_lambda(table.drop(columns="independence_r2_rna"))
     with pytest.raises(ValueError, match="keep"):

@@ -54,10 +54,10 @@ def select_lambda(table: pd.DataFrame, keep: float = 0.9) -> tuple[float, str]:
     """The smallest lambda of a sweep that keeps most of the completeness the grid reaches, and why.
 
     Completeness (held-out R^2 of X_i from (Z_i, C_i), averaged over the modalities) rises with lambda and so does
-    the leak (held-out R^2 of C_{3-i} from Z_i, by kNN or linear regression, see :func:`lambda_tradeoff`). The rule puts the biology first: among the lambdas whose completeness
-    gain over the smallest lambda's is at least ``keep`` of the largest gain on the grid, it takes the smallest,
-    i.e. the most independent representation that still carries nearly all of what the grid can capture. It needs
-    no labels.
+    the leak (held-out R^2 of C_{3-i} from Z_i, by kNN or linear regression, see :func:`lambda_tradeoff`). The rule
+    puts the biology first: among the lambdas whose completeness gain over the smallest lambda's is at least ``keep``
+    of the largest gain on the grid, it takes the smallest, i.e. the most independent representation that still
+    carries nearly all of what the grid can capture. It needs no labels. A sweep of one lambda is its own choice.
 
     Completeness is expected to grow with lambda (it weighs the reconstruction), so a drop between neighbouring lambdas
     is noise of its estimate. A lambda is not chosen when another lambda leaks less and is as complete up to that noise
@@ -85,6 +85,13 @@ def select_lambda(table: pd.DataFrame, keep: float = 0.9) -> tuple[float, str]:
     completeness = curve["completeness"]
     if not np.isfinite(completeness).any():
         raise ValueError("Every lambda of the sweep has an undefined completeness (NaN): nothing to choose from.")
+    if len(curve) == 1:  # nothing to weigh, and no noise to warn of
+        (only,), row = curve.index, curve.iloc[0]
+        return float(only), (
+            f"lambda={only:g} is the only lambda of the sweep: held-out R^2 of X_i from (Z_i, C_i) "
+            f"{row['completeness']:.3f} with a leak of {row['leak']:.3f} (R^2 of C_(3-i) from Z_i, kNN or linear), "
+            "averaged over the modalities."
+        )
     # completeness is expected to grow with lambda, so a drop between neighbouring lambdas is noise
     noise = float(np.nan_to_num(-completeness.diff(), nan=0.0).max(initial=0.0))
     leak = curve["leak"].to_numpy()
