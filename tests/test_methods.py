@@ -7,7 +7,7 @@ import torch
 import indiseek
 from indiseek import IndiSeek
 from indiseek.module import SpecificModule, get_objective
-from indiseek.nn import CriticCLUB, GaussianCLUB, RidgeCLUB
+from indiseek.nn import CriticCLUB, GaussianCLUB, ReverseRidgeCLUB, RidgeCLUB
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +124,21 @@ def test_ridge_club_reads_linear_dependence_at_once_and_misses_a_product():
         torch.testing.assert_close(value, moments[key])
 
 
+def test_reverse_ridge_club_charges_a_direction_of_little_variance():
+    """A direction of Z that equals C but holds 1% of each coordinate's variance: regressing each coordinate of Z on
+    C reads almost nothing, regressing C on Z reads it in full, and the encoder receives the gradient."""
+    g = torch.Generator().manual_seed(0)
+    c = torch.randn(4096, 1, generator=g)
+    common = torch.randn(4096, 1, generator=g)
+    z = torch.cat([common + 0.1 * c, common - 0.1 * c], dim=1).requires_grad_()
+    assert float(RidgeCLUB(2, 1)(z, c)) < 0.05
+    bound = ReverseRidgeCLUB(2, 1)(z, c)
+    assert float(bound) > 3
+    bound.backward()
+    assert z.grad.abs().sum() > 0
+    assert abs(float(ReverseRidgeCLUB(2, 1)(torch.randn(4096, 2, generator=g), c))) < 0.05
+
+
 def test_club_estimator_option():
     X, C = indiseek.sim.simulate_setting(2, n=600, seed=0)
     enc = indiseek.fit_specific(X, shared=C, club_estimator="critic", n_specific=4, n_hidden=16, n_layers=3,
@@ -139,7 +154,8 @@ def test_club_estimator_option():
 
 
 @pytest.mark.parametrize(
-    ("name", "estimator"), [("critic", CriticCLUB), ("gaussian", GaussianCLUB), ("ridge", RidgeCLUB)]
+    ("name", "estimator"),
+    [("critic", CriticCLUB), ("gaussian", GaussianCLUB), ("ridge", RidgeCLUB), ("ridge_reverse", ReverseRidgeCLUB)],
 )
 def test_model_with_each_estimator_round_trips(small_mdata, tmp_path, name, estimator):
     mdata = small_mdata.copy()

@@ -25,8 +25,11 @@ club_estimator
     Estimator of the CLUB term (IndiSeek, FactorizedCL): ``"gaussian_raw"`` (the paper's variational Gaussian
     ``q(z | c)`` on raw ``Z``), ``"gaussian"`` (the same on ``Z`` standardised over the batch, so that shrinking
     ``Z`` cannot lower it), ``"ridge"`` (a Gaussian whose mean is a ridge regression on ``C`` refitted in closed
-    form on every minibatch: the encoder cannot outrun it, but it sees linear dependence only) or ``"critic"`` (a
-    scalar critic of ``(z, c)``, which also sees dependence spread over several coordinates of ``Z``). The
+    form on every minibatch: the encoder cannot outrun it, but it sees linear dependence only),
+    ``"ridge_reverse"`` (the same bound through ``q(c | z)``, a ridge regression of ``C`` on ``Z``: it also charges a
+    direction of ``Z`` with little variance that predicts ``C``, and leaves less for theta to rank on) or
+    ``"critic"`` (a scalar critic of ``(z, c)``, which also sees dependence spread over several coordinates of
+    ``Z``). The
     documentation's results page compares them."""
 
 _estimator = """\

@@ -41,8 +41,9 @@ class SpecificDefaults:
         Sampled-negative Gaussian CLUB (one permuted negative per pair) instead of all pairs.
     club_estimator
         ``"gaussian"`` (Gaussian ``q(z | c)`` on ``Z`` standardised over the batch), ``"gaussian_raw"`` (on raw
-        ``Z``), ``"ridge"`` (the same Gaussian with its mean refitted in closed form on every minibatch) or
-        ``"critic"`` (a scalar critic of ``(z, c)``).
+        ``Z``), ``"ridge"`` (the same Gaussian with its mean refitted in closed form on every minibatch),
+        ``"ridge_reverse"`` (the same through ``q(c | z)``, a ridge regression of ``C`` on ``Z``) or ``"critic"`` (a
+        scalar critic of ``(z, c)``).
     max_epochs, batch_size, lr
         Epochs of each stage, cells per batch and learning rate of every network.
     weight_decay, optimizer

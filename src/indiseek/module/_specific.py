@@ -6,12 +6,12 @@ import torch
 from scvi.module.base import LossOutput
 from torch import nn
 
-from indiseek.nn import MLP, CriticCLUB, GaussianCLUB, RidgeCLUB, clip_loss, orthogonality_loss
+from indiseek.nn import MLP, CriticCLUB, GaussianCLUB, ReverseRidgeCLUB, RidgeCLUB, clip_loss, orthogonality_loss
 
 from ._objectives import SpecificObjective
 
 #: Estimators of the CLUB independence term.
-CLUB_ESTIMATORS = ("gaussian", "gaussian_raw", "ridge", "critic")
+CLUB_ESTIMATORS = ("gaussian", "gaussian_raw", "ridge", "ridge_reverse", "critic")
 
 
 def check_club_estimator(name: str) -> None:
@@ -53,8 +53,10 @@ class SpecificModule(nn.Module):
         ``"gaussian"`` (:class:`~indiseek.nn.GaussianCLUB`, the paper's, on ``Z`` standardised over the batch so
         that shrinking ``Z`` cannot lower it), ``"gaussian_raw"`` (the same on raw ``Z``, as in Cheng et al.'s code),
         ``"ridge"`` (:class:`~indiseek.nn.RidgeCLUB`, a Gaussian whose mean is refitted in closed form on every
-        minibatch, so that the encoder cannot outrun it) or ``"critic"`` (:class:`~indiseek.nn.CriticCLUB`, which
-        also sees dependence spread over several coordinates of ``Z``).
+        minibatch, so that the encoder cannot outrun it), ``"ridge_reverse"`` (:class:`~indiseek.nn.ReverseRidgeCLUB`,
+        the same with ``q(c | z)``, a regression of ``C`` on ``Z`` that sees every linear direction of ``Z``) or
+        ``"critic"`` (:class:`~indiseek.nn.CriticCLUB`, which also sees dependence spread over several coordinates of
+        ``Z``).
     n_layers_estimator
         Depth of CLUB's estimator (``None``: ``n_layers``).
     activation
@@ -89,12 +91,14 @@ class SpecificModule(nn.Module):
         else:
             self.joint_embedding = MLP(n_specific + n_shared, n_specific, n_hidden, n_layers, activation)
             self.input_embedding = MLP(n_input, n_specific, n_hidden, n_layers, activation)
-        self.estimator: GaussianCLUB | RidgeCLUB | CriticCLUB | None = None
+        self.estimator: GaussianCLUB | RidgeCLUB | ReverseRidgeCLUB | CriticCLUB | None = None
         n_layers_estimator = n_layers if n_layers_estimator is None else n_layers_estimator
         if objective.independence == "club" and club_estimator == "critic":
             self.estimator = CriticCLUB(n_specific, n_shared, n_hidden, n_layers_estimator, activation)
         elif objective.independence == "club" and club_estimator == "ridge":
             self.estimator = RidgeCLUB(n_specific, n_shared)
+        elif objective.independence == "club" and club_estimator == "ridge_reverse":
+            self.estimator = ReverseRidgeCLUB(n_specific, n_shared)
         elif objective.independence == "club":
             self.estimator = GaussianCLUB(
                 n_specific, n_shared, n_hidden, n_layers_estimator, sample=club_sample,

@@ -108,7 +108,49 @@ class GaussianCLUB(nn.Module):
         return -self.log_likelihood(z.detach(), c.detach())
 
 
-class RidgeCLUB(nn.Module):
+def _with_intercept(x: torch.Tensor) -> torch.Tensor:
+    return torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
+
+
+class _MovingRidge(nn.Module):
+    """A ridge regression refitted on every batch from moments averaged over recent training batches."""
+
+    def __init__(self, momentum: float, ridge: float):
+        super().__init__()
+        self.momentum, self.ridge = momentum, ridge
+        self.register_buffer("n_updates", torch.zeros((), dtype=torch.long))
+
+    def reset_parameters(self) -> None:
+        """Forget the moving average: the next training batch starts it afresh."""
+        for buffer in self.buffers():
+            buffer.zero_()
+
+    def _coefficients(
+        self, x1: torch.Tensor, y: torch.Tensor, xx_moments: torch.Tensor, xy_moments: torch.Tensor
+    ) -> torch.Tensor:
+        """Ridge coefficients of ``y`` on ``x1`` (whose last column is the unpenalised intercept), without gradient.
+
+        Updates the moving average when training. Without data-dependent branches, so that copies of the estimator
+        run side by side under :func:`torch.func.vmap` (:meth:`~indiseek.IndiSeek.sweep_lambda`).
+        """
+        with torch.no_grad():
+            x1, y = x1.detach(), y.detach()
+            xx, xy = x1.T @ x1 / len(x1), x1.T @ y / len(x1)
+            seen = self.n_updates > 0
+            if self.training:  # the average starts from the first batch
+                for moments, batch in ((xx_moments, xx), (xy_moments, xy)):
+                    moments.copy_(
+                        torch.where(seen, torch.add(moments * self.momentum, batch, alpha=1 - self.momentum), batch)
+                    )
+                self.n_updates.add_(1)
+                seen = torch.ones_like(seen)
+            xx = torch.where(seen, xx_moments, xx)  # before any training step: the batch's own moments
+            xy = torch.where(seen, xy_moments, xy)
+            shrunk = torch.cat([torch.ones_like(xx[0, 1:]), torch.zeros_like(xx[0, :1])])  # not the intercept
+            return torch.linalg.solve(xx + torch.diag(self.ridge * torch.diagonal(xx) * shrunk), xy)
+
+
+class RidgeCLUB(_MovingRidge):
     """Gaussian CLUB whose ``q(z | c)`` is fitted in closed form: a ridge regression of ``Z`` on ``C``.
 
     :class:`GaussianCLUB` fits ``q`` by a few gradient steps per encoder step, and the encoder, which moves each
@@ -118,7 +160,8 @@ class RidgeCLUB(nn.Module):
     averaged over recent training minibatches (an exponential moving average, the current batch included), its
     variance that of the batch's residuals. ``q`` has no parameters and no lag beyond that average; what the
     encoder leaves predictable from ``C`` by a linear map is always penalised. Dependence that no linear map of
-    ``C`` predicts is not seen.
+    ``C`` predicts is not seen, nor much of a direction of ``Z`` that holds little of any coordinate's variance
+    (:class:`ReverseRidgeCLUB` sees it).
 
     Parameters
     ----------
@@ -133,47 +176,55 @@ class RidgeCLUB(nn.Module):
     """
 
     def __init__(self, n_z: int, n_c: int, momentum: float = 0.95, ridge: float = 0.01):
-        super().__init__()
-        self.momentum, self.ridge = momentum, ridge
+        super().__init__(momentum, ridge)
         self.register_buffer("c_moments", torch.zeros(n_c + 1, n_c + 1))
         self.register_buffer("cz_moments", torch.zeros(n_c + 1, n_z))
-        self.register_buffer("n_updates", torch.zeros((), dtype=torch.long))
-
-    def reset_parameters(self) -> None:
-        """Forget the moving average: the next training batch starts it afresh."""
-        for buffer in (self.c_moments, self.cz_moments, self.n_updates):
-            buffer.zero_()
-
-    def _regress(self, z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``q``'s mean and log-variance on a batch (no gradient); updates the moving average when training.
-
-        Without data-dependent branches, so that copies of the estimator run side by side under
-        :func:`torch.func.vmap` (:meth:`~indiseek.IndiSeek.sweep_lambda`).
-        """
-        with torch.no_grad():
-            c1 = torch.cat([c, torch.ones_like(c[:, :1])], dim=1)
-            cc, cz = c1.T @ c1 / len(c1), c1.T @ z / len(c1)
-            seen = self.n_updates > 0
-            if self.training:  # the average starts from the first batch
-                for moments, batch in ((self.c_moments, cc), (self.cz_moments, cz)):
-                    moments.copy_(
-                        torch.where(seen, torch.add(moments * self.momentum, batch, alpha=1 - self.momentum), batch)
-                    )
-                self.n_updates.add_(1)
-                seen = torch.ones_like(seen)
-            cc = torch.where(seen, self.c_moments, cc)  # before any training step: the batch's own moments
-            cz = torch.where(seen, self.cz_moments, cz)
-            shrunk = torch.cat([torch.ones_like(cc[0, 1:]), torch.zeros_like(cc[0, :1])])  # not the intercept
-            penalty = torch.diag(self.ridge * torch.diagonal(cc) * shrunk)
-            mu = c1 @ torch.linalg.solve(cc + penalty, cz)
-            logvar = ((z - mu) ** 2).mean(0).clamp_min(_STD_EPS).log().expand_as(mu)
-        return mu, logvar
 
     def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """The CLUB estimate of ``I(Z; C)`` on a batch (nats), with ``q`` refitted first."""
-        z = _standardize(z)
-        mu, logvar = self._regress(z, c)
+        z, c1 = _standardize(z), _with_intercept(c)
+        with torch.no_grad():
+            mu = c1 @ self._coefficients(c1, z, self.c_moments, self.cz_moments)
+            logvar = ((z - mu) ** 2).mean(0).clamp_min(_STD_EPS).log().expand_as(mu)
         return _gaussian_bound(z, mu, logvar)
+
+
+class ReverseRidgeCLUB(_MovingRidge):
+    """CLUB with ``q(c | z)``: a ridge regression of ``C`` on ``Z``, fitted as :class:`RidgeCLUB` fits its own.
+
+    CLUB bounds ``I(Z; C)`` through either conditional. :class:`RidgeCLUB` regresses each standardised coordinate
+    of ``Z`` on ``C``, so a direction of ``Z`` that ``C`` predicts but that holds little of any coordinate's
+    variance adds little to its estimate. Here both ``Z`` and ``C`` are standardised and ``q``'s mean is the ridge
+    regression of ``C`` on ``(Z, 1)``: its coefficients are refitted without gradient, and the encoder's gradient
+    passes through the prediction ``mu(z_k)``. The bound then charges whatever a linear map of ``Z`` predicts of
+    ``C``, in any direction of ``Z`` and at any scale: the held-out leak ``r2_linear`` of
+    :func:`~indiseek.tl.independence` measures the same. Dependence that no linear map of ``Z`` predicts is not
+    seen.
+
+    Parameters
+    ----------
+    n_z
+        Dimension of ``z``.
+    n_c
+        Dimension of ``c``.
+    momentum
+        Weight of the past in the moving average of the statistics (0.95: about the last 20 minibatches).
+    ridge
+        Ridge penalty, relative to each feature's second moment.
+    """
+
+    def __init__(self, n_z: int, n_c: int, momentum: float = 0.95, ridge: float = 0.01):
+        super().__init__(momentum, ridge)
+        self.register_buffer("z_moments", torch.zeros(n_z + 1, n_z + 1))
+        self.register_buffer("zc_moments", torch.zeros(n_z + 1, n_c))
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """The CLUB estimate of ``I(Z; C)`` on a batch (nats), with ``q`` refitted first; differentiable in ``z``."""
+        z1, c = _with_intercept(_standardize(z)), _standardize(c)
+        mu = z1 @ self._coefficients(z1, c, self.z_moments, self.zc_moments)
+        with torch.no_grad():
+            logvar = ((c - mu) ** 2).mean(0).clamp_min(_STD_EPS).log().expand_as(mu)
+        return _gaussian_bound(c, mu, logvar)
 
 
 class CriticCLUB(nn.Module):
