@@ -113,26 +113,29 @@ def _with_intercept(x: torch.Tensor) -> torch.Tensor:
 
 
 class _MovingRidge(nn.Module):
-    """A ridge regression refitted on every batch from moments averaged over recent training batches."""
+    """A ridge regression of ``n_y`` targets on ``n_x`` predictors and an intercept, refitted on every batch from
+    moments averaged over recent training batches (kept in the buffers ``names``).
+    """
 
-    def __init__(self, momentum: float, ridge: float):
+    def __init__(self, n_x: int, n_y: int, momentum: float, ridge: float, names: tuple[str, str]):
         super().__init__()
-        self.momentum, self.ridge = momentum, ridge
+        self.momentum, self.ridge, self._names = momentum, ridge, names
         self.register_buffer("n_updates", torch.zeros((), dtype=torch.long))
+        self.register_buffer(names[0], torch.zeros(n_x + 1, n_x + 1))
+        self.register_buffer(names[1], torch.zeros(n_x + 1, n_y))
 
     def reset_parameters(self) -> None:
         """Forget the moving average: the next training batch starts it afresh."""
         for buffer in self.buffers():
             buffer.zero_()
 
-    def _coefficients(
-        self, x1: torch.Tensor, y: torch.Tensor, xx_moments: torch.Tensor, xy_moments: torch.Tensor
-    ) -> torch.Tensor:
+    def _coefficients(self, x1: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Ridge coefficients of ``y`` on ``x1`` (whose last column is the unpenalised intercept), without gradient.
 
         Updates the moving average when training. Without data-dependent branches, so that copies of the estimator
         run side by side under :func:`torch.func.vmap` (:meth:`~indiseek.IndiSeek.sweep_lambda`).
         """
+        xx_moments, xy_moments = (getattr(self, name) for name in self._names)
         with torch.no_grad():
             x1, y = x1.detach(), y.detach()
             xx, xy = x1.T @ x1 / len(x1), x1.T @ y / len(x1)
@@ -176,15 +179,13 @@ class RidgeCLUB(_MovingRidge):
     """
 
     def __init__(self, n_z: int, n_c: int, momentum: float = 0.95, ridge: float = 0.01):
-        super().__init__(momentum, ridge)
-        self.register_buffer("c_moments", torch.zeros(n_c + 1, n_c + 1))
-        self.register_buffer("cz_moments", torch.zeros(n_c + 1, n_z))
+        super().__init__(n_c, n_z, momentum, ridge, ("c_moments", "cz_moments"))
 
     def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """The CLUB estimate of ``I(Z; C)`` on a batch (nats), with ``q`` refitted first."""
         z, c1 = _standardize(z), _with_intercept(c)
         with torch.no_grad():
-            mu = c1 @ self._coefficients(c1, z, self.c_moments, self.cz_moments)
+            mu = c1 @ self._coefficients(c1, z)
             logvar = ((z - mu) ** 2).mean(0).clamp_min(_STD_EPS).log().expand_as(mu)
         return _gaussian_bound(z, mu, logvar)
 
@@ -214,14 +215,12 @@ class ReverseRidgeCLUB(_MovingRidge):
     """
 
     def __init__(self, n_z: int, n_c: int, momentum: float = 0.95, ridge: float = 0.01):
-        super().__init__(momentum, ridge)
-        self.register_buffer("z_moments", torch.zeros(n_z + 1, n_z + 1))
-        self.register_buffer("zc_moments", torch.zeros(n_z + 1, n_c))
+        super().__init__(n_z, n_c, momentum, ridge, ("z_moments", "zc_moments"))
 
     def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """The CLUB estimate of ``I(Z; C)`` on a batch (nats), with ``q`` refitted first; differentiable in ``z``."""
         z1, c = _with_intercept(_standardize(z)), _standardize(c)
-        mu = z1 @ self._coefficients(z1, c, self.z_moments, self.zc_moments)
+        mu = z1 @ self._coefficients(z1, c)
         with torch.no_grad():
             logvar = ((c - mu) ** 2).mean(0).clamp_min(_STD_EPS).log().expand_as(mu)
         return _gaussian_bound(c, mu, logvar)
