@@ -13,6 +13,10 @@ hence no theta). ``--refits N`` then fits the specific stages N more times on th
 initialisation (:meth:`~indiseek.IndiSeek.sweep_lambda` at the one lambda, seeds 1000, 1001, ...; same epochs, no early
 stopping), and measures each: how much the result depends on the specific stages' initialisation. ``--first-refit K``
 starts at refit K (seed 1000 + K) and leaves out the main fit's record, to extend an earlier run with the same options.
+``--theta-fits K`` (K >= 2) also fits the specific stages K - 1 more times side by side on the main fit's shared stage
+(:meth:`~indiseek.IndiSeek.write_specific_fits`, seed 1001) and records theta's rho with each cell's same-label counts
+averaged over the K fits (``rho_truth_fits``), each fit's own rho (``rho_truth_each_fit``, the main fit first) and
+the seconds of the new fits (``fits_seconds``).
 ``--crossed-types`` simulates with ``crossed_types=True`` (every lineage has the same specific states, so the specific
 programs are independent of the shared ones; ``--n-types`` must then be a multiple of the 5 lineages, e.g. 25).
 Appends one JSON line per fit to ``--out`` (refits with ``"refit": k``).
@@ -20,7 +24,7 @@ Appends one JSON line per fit to ``--out`` (refits with ``"refit": k``).
 Usage: ``python benchmarks/citeseq_comparison.py --method indiseek --seed 0 [--lambda 100] [--lr 3e-3]
 [--n-pcs 50] [--n-hidden 50] [--n-layers 5] [--n-layers-shared 4] [--n-specific 50] [--input-dropout 0.3]
 [--max-epochs 100] [--batch-size 64] [--club-estimator gaussian] [--refits 0] [--first-refit 0] [--accelerator auto]
-[--n-types 27] [--crossed-types]
+[--n-types 27] [--crossed-types] [--theta-fits 5]
 [--out benchmarks/results/citeseq_comparison.jsonl]``
 """
 
@@ -49,6 +53,7 @@ from _biology import (
 
 import indiseek
 from indiseek import IndiSeek
+from indiseek._keys import fits_key
 from indiseek.defaults import CITESEQ
 
 
@@ -76,6 +81,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--refits", type=int, default=0)
     parser.add_argument("--first-refit", type=int, default=0)
+    parser.add_argument("--theta-fits", type=int, default=1)
     parser.add_argument("--out", default="benchmarks/results/citeseq_comparison.jsonl")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -140,7 +146,10 @@ def main() -> None:
         "ari_reference": ari_ref,
     }
     if args.first_refit == 0:  # later refits extend an earlier run, whose main fit is already recorded
-        finish(record | measure(model, mdata, args.method, labels, truth, knn_ref, args.seed), train_s, args)
+        fields = measure(model, mdata, args.method, labels, truth, knn_ref, args.seed)
+        if args.theta_fits > 1:
+            fields |= theta_over_fits(model, mdata, args, truth)
+        finish(record | fields, train_s, args)
     # the same shared stage, fresh specific stages from another initialisation
     for k in range(args.first_refit, args.first_refit + args.refits):
         start = time.perf_counter()
@@ -191,6 +200,33 @@ def measure(model, mdata, m: str, labels, truth, knn_ref, seed: int) -> dict:
         "true_programs_from_shared": {i: r2(f"X_{m}_shared_{o}", f"sim_{i}_specific") for i, o in pairs},
         # the same leak against the true shared programs, comparable with citeseq_oracle.py's ideal features
         "independence_r2_true_shared": {i: r2(f"X_{m}_specific_{i}", "sim_shared") for i, _ in pairs},
+    }
+
+
+def theta_over_fits(model, mdata, args: argparse.Namespace, truth: dict) -> dict:
+    """rho of theta averaged over ``args.theta_fits`` fits of the specific stages, and of each fit alone."""
+    start = time.perf_counter()
+    model.write_specific_fits(
+        args.theta_fits, max_epochs=args.max_epochs, batch_size=args.batch_size, lr=args.lr,
+        n_estimator_steps=args.n_estimator_steps, seed=1001, accelerator=args.accelerator, enable_progress_bar=False,
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    keys = {m: fits_key(args.method, m) for m in ("rna", "protein")}
+
+    def rho(rna, protein) -> float:
+        indiseek.tl.theta_scores(mdata, rna_key=rna, protein_key=protein, key_added="theta_fits")
+        return round(indiseek.tl.rank_correlation(mdata, score_key="theta_fits", reference=truth)[0], 3)
+
+    each = []
+    for j in range(args.theta_fits):
+        for m, key in keys.items():
+            mdata.obsm[f"_fit_{m}"] = mdata.obsm[key][:, j]
+        each.append(rho("_fit_rna", "_fit_protein"))
+    return {
+        "theta_fits": args.theta_fits,
+        "rho_truth_fits": rho(keys["rna"], keys["protein"]),
+        "rho_truth_each_fit": each,
+        "fits_seconds": round(seconds, 1),
     }
 
 

@@ -48,7 +48,8 @@ def test_batch_size_reaches_training(tmp_path, small_mdata, capsys):
 
 
 def test_run_on_unpaired_cells_with_batches(tmp_path, small_mdata):
-    """RNA-only and protein-only cells, another protein modality name and batches: measured on the paired cells."""
+    """RNA-only and protein-only cells, another protein modality name and batches: measured on the paired cells;
+    theta averaged over two fits of the specific stages."""
     names = small_mdata.obs_names
     rna, adt = small_mdata["rna"][names[:360]].copy(), small_mdata["prot"][names[40:]].copy()
     mdata = md.MuData({"rna": rna, "adt": adt})
@@ -59,15 +60,19 @@ def test_run_on_unpaired_cells_with_batches(tmp_path, small_mdata):
     mdata.write_h5mu(path)
     out = tmp_path / "out"
     args = ["run", "--input", str(path), "--protein-modality", "adt", "--batch-key", "batch", "--max-epochs", "2"]
-    assert main([*args, "--out", str(out), "--quiet"]) == 0
+    assert main([*args, "--theta-fits", "2", "--out", str(out), "--quiet"]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["n_cells"] == 400 and report["n_cells_measured"] == 320
+    assert report["theta_fits"] == 2 and report["methods"]["indiseek"]["train_seconds"]["fits"] > 0
     assert np.isfinite(report["spearman_theta_vs_wnn"])
     result = md.read_h5mu(out / "result.h5mu")
     theta = result.obs["theta"].to_numpy()
     assert np.isnan(theta[:40]).all() and np.isnan(theta[360:]).all() and np.isfinite(theta[40:360]).all()
     assert np.isnan(result.obsm["X_indiseek_shared_rna"][360:]).all()
     assert np.isfinite(result.obsm["X_indiseek_shared_rna"][:360]).all()
+    fits = result.obsm["X_indiseek_specific_rna_fits"]
+    assert fits.shape[:2] == (400, 2) and np.isnan(fits[360:]).all() and np.isfinite(fits[:360]).all()
+    assert result.uns["theta"]["params"]["rna_key"] == "X_indiseek_specific_rna_fits"
 
 
 def test_simulate_writes_records(tmp_path):
@@ -129,6 +134,7 @@ BAD_ARGUMENTS = {
     "run_batch_of_one": ([*RUN, "--batch-size", "1"], "--batch-size"),
     "run_batch_above_cells": ([*RUN, "--batch-size", "400"], "--batch-size"),
     "run_unknown_method": ([*RUN, "--method", "nope"], "--method"),
+    "run_no_theta_fits": ([*RUN, "--theta-fits", "0"], "--theta-fits"),
     "simulate_no_points": ([*SIMULATE, "--n", "0"], "--n"),
     "simulate_nan_lambda": ([*SIMULATE, "--lambda", "nan"], "--lambda"),
     "simulate_bad_sweep": ([*SIMULATE, "--lambdas", "0.1,-1"], "--lambdas"),

@@ -245,3 +245,35 @@ def test_run_with_auto_lambda_reports_the_choice(tmp_path):
     assert len(choice["curve"]["lambda"]) == 7 and "completeness gain" in choice["reason"]
     assert report["methods"]["indiseek"]["train_seconds"]["sweep"] > 0
     assert (out / "figures" / "indiseek_lambda_tradeoff.png").is_file()
+
+
+def test_write_specific_fits_writes_every_fit_and_keeps_the_model(small_mdata):
+    mdata = small_mdata.copy()
+    IndiSeek.setup_mudata(mdata)
+    model = IndiSeek(mdata, **TINY)
+    model.train(**FIT, enable_progress_bar=False)
+    own = {m: model.get_latent_representation(modality=m, kind="specific") for m in ("rna", "protein")}
+    model.write_specific_fits(3, **FIT, enable_progress_bar=False)
+    for m in ("rna", "protein"):
+        fits = mdata.obsm[f"X_indiseek_specific_{m}_fits"]
+        assert fits.shape == (mdata.n_obs, 3, 4)
+        np.testing.assert_array_equal(fits[:, 0], own[m])  # the model's own fit first
+        assert not np.allclose(fits[:, 1], fits[:, 2], atol=1e-2)  # the new fits start apart
+        np.testing.assert_array_equal(model.get_latent_representation(modality=m, kind="specific"), own[m])
+    assert model.train_times_["fits"] > 0 and model.lambda_in_use == model.module.specific["rna"].lambda_
+    indiseek.tl.theta_scores(
+        mdata, rna_key="X_indiseek_specific_rna_fits", protein_key="X_indiseek_specific_protein_fits"
+    )
+    assert mdata.obs["theta"].notna().all()
+
+    with pytest.raises(ValueError, match="n_fits.*write_embeddings"):
+        model.write_specific_fits(1)
+    del mdata.obsm["X_indiseek_specific_rna_fits"]
+    with pytest.raises(FloatingPointError):  # a fit that fails writes nothing and leaves the model as it was
+        model.write_specific_fits(2, **{**FIT, "lr": 1e30}, enable_progress_bar=False)
+    assert "X_indiseek_specific_rna_fits" not in mdata.obsm
+    np.testing.assert_array_equal(model.get_latent_representation(modality="rna", kind="specific"), own["rna"])
+    clip = IndiSeek(mdata, method="clip", **TINY)
+    clip.train(**FIT, enable_progress_bar=False)
+    with pytest.raises(ValueError, match="clip"):
+        clip.write_specific_fits(2)

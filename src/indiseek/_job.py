@@ -9,8 +9,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from . import pl, tl
-from ._checks import check_choice, check_real
-from ._keys import INPUTS_KEY, SIMULATION_KEY, diagnostics_key, embedding_key, theta_key, wnn_keys
+from ._checks import check_choice, check_int, check_real
+from ._keys import INPUTS_KEY, SIMULATION_KEY, diagnostics_key, embedding_key, fits_key, theta_key, wnn_keys
 from .defaults import CITESEQ
 from .model import IndiSeek
 from .model._data import paired_mudata
@@ -44,11 +44,14 @@ def diagnose(mdata, model: IndiSeek) -> dict:
     return {m: v for m, v in mdata.uns[key].items() if m != "params"}
 
 
-def measure(mdata, method: str, label_key: str, level1_key: str | None, figures: Path | None) -> dict:
+def measure(
+    mdata, method: str, label_key: str, level1_key: str | None, figures: Path | None, fits: bool = False
+) -> dict:
     """Theta scores, their rank correlations (WNN weights, ground truth) and cluster metrics of one method.
 
     Needs ``mdata.obs["wnn_rna_weight"]`` (:func:`indiseek.tl.wnn_weights`) and the method's embeddings in
-    ``.obsm``. Figures go to ``figures/<method>_*.png`` when ``figures`` is given.
+    ``.obsm``; with ``fits``, theta averages over the fits of :meth:`~indiseek.IndiSeek.write_specific_fits`.
+    Figures go to ``figures/<method>_*.png`` when ``figures`` is given.
     """
     result: dict = {"method": method}
     times: dict[str, float] = {}
@@ -59,7 +62,8 @@ def measure(mdata, method: str, label_key: str, level1_key: str | None, figures:
     if method == "clip":  # no specific features: no theta
         return result
     theta = theta_key(method)
-    _timed(times, "theta", tl.theta_scores, mdata, label_key=label_key, method=method, key_added=theta)
+    keys = {f"{m}_key": fits_key(method, m) for m in ("rna", "protein")} if fits else {}
+    _timed(times, "theta", tl.theta_scores, mdata, label_key=label_key, method=method, key_added=theta, **keys)
     rho, table = tl.rank_correlation(mdata, score_key=theta, reference_key=wnn_keys()[0], groupby=label_key)
     result["spearman_theta_vs_wnn"] = rho
     truth = mdata.uns.get(SIMULATION_KEY, {}).get("rna_specificity")
@@ -91,6 +95,7 @@ def run_job(
     label_key: str = "celltype.l2",
     level1_key: str | None = "celltype.l1",
     modalities: tuple[str, str] = ("rna", "prot"),
+    theta_fits: int = 1,
     **train_kwargs,
 ) -> dict:
     """Train ``method`` (and with ``compare`` the other methods) on registered ``mdata``, measure, write files.
@@ -102,10 +107,14 @@ def run_job(
     their embeddings and NaN scores. With
     ``lambda_="auto"`` each method with a specific stage chooses its lambda without labels
     (:meth:`~indiseek.IndiSeek.sweep_lambda`); the report gives the curve, the choice and its reason (the sweep's
-    seconds are ``train_seconds["sweep"]``), and ``figures/<method>_lambda_tradeoff.png`` draws them. ``method``,
-    ``lambda_`` and ``out`` are checked before anything is computed or written.
+    seconds are ``train_seconds["sweep"]``), and ``figures/<method>_lambda_tradeoff.png`` draws them. With
+    ``theta_fits`` > 1 each method with a specific stage fits it ``theta_fits - 1`` more times
+    (:meth:`~indiseek.IndiSeek.write_specific_fits`, seconds in ``train_seconds["fits"]``) and theta averages each
+    cell's same-label counts over the fits. ``method``, ``lambda_``, ``theta_fits`` and ``out`` are checked before
+    anything is computed or written.
     """
     check_choice(method, "method", METHODS)
+    check_int(theta_fits, "theta_fits", 1)
     if lambda_ != "auto":
         check_real(lambda_, "lambda_", minimum=0)
     if out.exists() and not out.is_dir():
@@ -116,7 +125,7 @@ def run_job(
     methods = [method] + ([m for m in METHODS if m != method] if compare else [])
     settings = {k: v for k, v in train_kwargs.items() if k in ("max_epochs", "lr", "batch_size", "seed")}
     report: dict = {"n_cells": int(mdata.n_obs), "lambda": lambda_, "main_method": method, "train": settings,
-                    "methods": {}}  # fmt: skip
+                    "theta_fits": theta_fits, "methods": {}}  # fmt: skip
     rna_mod, protein_mod = modalities
     paired = mdata.obs_names.isin(mdata[rna_mod].obs_names) & mdata.obs_names.isin(mdata[protein_mod].obs_names)
     measured = mdata if paired.all() else paired_mudata(mdata, rna_mod, protein_mod, paired)
@@ -134,8 +143,17 @@ def run_job(
     for m in methods:
         start = time.perf_counter()
         model = train_method(mdata, m, CITESEQ.lambda_ if m == "clip" else lambda_, train_kwargs)
+        fits = theta_fits > 1 and m != "clip"
+        if fits:
+            fit_kwargs = {k: v for k, v in train_kwargs.items() if k in ("max_epochs", "lr", "batch_size")}
+            model.write_specific_fits(theta_fits, seed=train_kwargs.get("seed", 0) + 1, **fit_kwargs,
+                                      enable_progress_bar=train_kwargs.get("enable_progress_bar", True))  # fmt: skip
         if measured is not mdata:
             model.write_embeddings(measured)
+            if fits:
+                rows = mdata.obs_names.get_indexer(measured.obs_names)
+                for key in (fits_key(m, "rna"), fits_key(m, "protein")):
+                    measured.obsm[key] = mdata.obsm[key][rows]
         entry = {"train_seconds": {k: round(v, 2) for k, v in model.train_times_.items()},
                  "epochs": model.epochs_trained}  # fmt: skip
         if model.lambda_choice_ is not None:
@@ -149,7 +167,7 @@ def run_job(
             entry["diagnostics"] = diagnose(measured, model)
             entry["diagnostics_seconds"] = round(time.perf_counter() - start_diag, 2)
         if labelled:
-            entry.update(measure(measured, m, label_key, level1_key, figures))
+            entry.update(measure(measured, m, label_key, level1_key, figures, fits))
         entry["total_seconds"] = round(time.perf_counter() - start, 2)
         report["methods"][m] = entry
         if m == method:

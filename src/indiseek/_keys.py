@@ -25,6 +25,11 @@ def embedding_key(method: str, kind: str | None = None, modality: str | None = N
     return prefix if kind is None else f"{prefix}_{kind}_{modality}"
 
 
+def fits_key(method: str, modality: str) -> str:
+    """``.obsm`` key of the specific features of several fits (:meth:`indiseek.IndiSeek.write_specific_fits`)."""
+    return f"{embedding_key(method, 'specific', modality)}_fits"
+
+
 def umap_key(method: str, row: str) -> str:
     """``.obsm`` key of the UMAP coordinates :func:`indiseek.pl.embeddings` draws for one row of panels."""
     return f"X_umap_{method}_{row}"

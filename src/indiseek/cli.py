@@ -148,6 +148,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--label-key", default="celltype.l2", help="Cell-type labels in mdata.obs for theta and metrics.")
     run.add_argument("--level1-key", default="celltype.l1", help="Coarser labels that colour the figures.")
     run.add_argument("--compare", action="store_true", help="Also run the baselines and draw a comparison.")
+    run.add_argument(
+        "--theta-fits",
+        type=_int_at_least(1),
+        default=1,
+        help="Fits of the specific stages whose same-label counts theta averages (more: a steadier ranking).",
+    )
     run.add_argument("--seed", type=_int_at_least(0), default=0)
     _add_common(run, "No progress bars.")
 
@@ -253,7 +259,7 @@ def _run(args: argparse.Namespace) -> dict:
     report = run_job(
         mdata, args.out, method=args.method, lambda_=args.lambda_, compare=args.compare, label_key=args.label_key,
         level1_key=args.level1_key, modalities=(args.rna_modality, args.protein_modality),
-        max_epochs=args.max_epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
+        theta_fits=args.theta_fits, max_epochs=args.max_epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
         enable_progress_bar=not args.quiet,
     )  # fmt: skip
     report = {"input": source, **report, "total_seconds": round(time.perf_counter() - start, 2)}

@@ -114,3 +114,24 @@ def test_theta_warns_when_one_side_is_at_chance(planted, recwarn):
     separation = planted.uns["theta"]["separation"]
     assert separation["rna"] < 0.1 < 0.5 < separation["protein"]
     assert not [w for w in recwarn if "Neither modality" in str(w.message)]
+
+
+def test_theta_averages_the_counts_over_several_fits(planted):
+    """A cells x fits x features array: each fit's same-label counts, averaged; one fit is the matrix itself."""
+    z = {m: planted.obsm[f"X_indiseek_specific_{m}"] for m in ("rna", "protein")}
+    noise = np.random.default_rng(2).normal(size=z["rna"].shape)  # a second RNA fit that lost the types
+    planted.obsm["X_noise"] = noise
+    planted.obsm["X_rna_fits"] = np.stack([z["rna"], noise], axis=1)
+    planted.obsm["X_protein_one_fit"] = z["protein"][:, None]
+    theta_scores(planted, key_added="t_one")
+    theta_scores(planted, rna_key="X_noise", key_added="t_noise")
+    theta_scores(planted, rna_key="X_rna_fits", protein_key="X_protein_one_fit", key_added="t_fits")
+    obs = planted.obs
+    np.testing.assert_allclose(obs["t_fits_beta_rna"], (obs["t_one_beta_rna"] + obs["t_noise_beta_rna"]) / 2)
+    np.testing.assert_array_equal(obs["t_fits_beta_protein"], obs["t_one_beta_protein"])
+    k_rna, k_protein = obs["t_fits_beta_rna"] * 10, obs["t_fits_beta_protein"] * 10
+    np.testing.assert_allclose(obs["t_fits"], np.log((k_rna + 0.5) / (k_protein + 0.5)))
+
+    planted.obsm["X_4d"] = planted.obsm["X_rna_fits"][..., None]
+    with pytest.raises(ValueError, match=r"rna_key.*cells x fits x features array, got shape \(120, 2, 2, 1\)"):
+        theta_scores(planted, rna_key="X_4d")

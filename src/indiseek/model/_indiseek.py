@@ -25,6 +25,7 @@ from scvi.train import TrainRunner
 
 from indiseek._checks import check_bool, check_int, check_real
 from indiseek._docs import dsp
+from indiseek._keys import fits_key
 from indiseek.defaults import CITESEQ
 from indiseek.module import IndiSeekModule, check_club_estimator, get_objective
 from indiseek.nn import check_activation
@@ -35,7 +36,7 @@ from ._data import check_batches, check_cells, check_mudata, is_aligned, paired_
 from ._outputs import OutputsMixin
 from ._query import extend_batches
 from ._save import load_model, save_model
-from ._sweep import LAMBDA_GRID, check_lambdas, sweep, use
+from ._sweep import LAMBDA_GRID, check_lambdas, specific_fits, sweep, use
 from ._utils import current_seed, non_finite, quiet_library_notes, stage_epochs
 
 logger = logging.getLogger(__name__)
@@ -639,6 +640,69 @@ class IndiSeek(OutputsMixin, BaseModelClass):
     def use_lambda(self, lambda_: float) -> None:
         """Use the specific stages fitted at ``lambda_`` by the last :meth:`sweep_lambda` (embeddings, saves)."""
         use(self, lambda_)
+
+    def write_specific_fits(
+        self,
+        n_fits: int = 5,
+        max_epochs: int | None = None,
+        batch_size: int = CITESEQ.batch_size,
+        train_size: float = CITESEQ.train_size,
+        lr: float = CITESEQ.lr,
+        n_estimator_steps: int = CITESEQ.n_estimator_steps,
+        seed: int = 1,
+        accelerator: str = "auto",
+        devices: int | list[int] | str = "auto",
+        **trainer_kwargs,
+    ) -> None:
+        """Fit the specific stages again from other initialisations and write every fit's specific features.
+
+        One fit of the specific stages moves theta's ranking of the cell types by up to 0.09 in Spearman's rho
+        between initialisations (docs: "Measured results"). :func:`~indiseek.tl.theta_scores` given these features
+        averages each cell's same-label neighbour counts over the fits, which takes that noise out of theta.
+        The ``n_fits - 1`` new fits use the shared stage and the lambda in use, :meth:`train`'s networks and budget,
+        and run side by side as one vectorised network, as :meth:`sweep_lambda` runs its lambdas. The model itself
+        is not changed: its features stay those of its own fit.
+
+        Writes ``.obsm["X_<method>_specific_rna_fits"]`` and ``.obsm["X_<method>_specific_protein_fits"]`` of the
+        registered MuData, cells x ``n_fits`` x features, the model's own fit first (NaN rows for cells without the
+        modality); the fits' seconds are ``model.train_times_["fits"]``. Then e.g.
+        ``indiseek.tl.theta_scores(mdata, rna_key="X_indiseek_specific_rna_fits",
+        protein_key="X_indiseek_specific_protein_fits")``.
+
+        Parameters
+        ----------
+        n_fits
+            Fits in all, the model's own included (at least 2).
+        max_epochs, batch_size, train_size, lr, n_estimator_steps, accelerator, devices, **trainer_kwargs
+            As in :meth:`sweep_lambda`.
+        seed
+            Seed of the data split and minibatches; new fit ``j`` (from 0) starts from the initialisation drawn
+            from the generator ``seed + j`` sets.
+        """
+        self._check_if_trained(warn=False)
+        if self.module.specific is None:
+            raise ValueError("method='clip' has no specific stage to fit again.")
+        n_fits = check_int(n_fits, "n_fits", 2, hint="One fit is the model's own: write_embeddings() writes it.")
+        if max_epochs is not None:
+            check_int(max_epochs, "max_epochs", 1)
+        check_int(batch_size, "batch_size", 2, hint="The contrastive loss compares each cell with the others.")
+        check_real(train_size, "train_size", minimum=0, maximum=1, strict=True)
+        check_real(lr, "lr", minimum=0, strict=True)
+        check_int(n_estimator_steps, "n_estimator_steps", 1)
+        check_int(seed, "seed", 0)
+        state = {k: v.clone() for k, v in self.module.state_dict().items()}
+        lambdas = {m: stage.lambda_ for m, stage in self.module.specific.items()}
+        history = self.history_
+        try:
+            fits = specific_fits(self, n_fits, max_epochs, batch_size, train_size, lr, n_estimator_steps, seed,
+                                 accelerator, devices, trainer_kwargs)  # fmt: skip
+        finally:  # the model keeps its own fit, whatever happened
+            self.module.load_state_dict(state)
+            for m, value in lambdas.items():
+                self.module.specific[m].lambda_ = value
+            self.history_, self.is_trained_ = history, True
+        for m, value in fits.items():
+            self.mdata.obsm[fits_key(self.method, m)] = value
 
     @property
     def lambda_in_use(self) -> float | None:

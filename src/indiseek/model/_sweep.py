@@ -46,6 +46,56 @@ def check_lambdas(lambdas: Sequence[float]) -> list[float]:
     return sorted({check_real(v, "lambdas", minimum=0, strict=True) for v in lambdas})
 
 
+def _fit_copies(
+    model: IndiSeek,
+    lambdas: Sequence[float],
+    seeds: Sequence[int],
+    stage: str,
+    max_epochs: int | None,
+    batch_size: int,
+    train_size: float,
+    lr: float,
+    n_estimator_steps: int,
+    seed: int,
+    accelerator,
+    devices,
+    trainer_kwargs: dict,
+) -> tuple[LambdaStack, DataSplitter]:
+    """Fit copies of the specific stages side by side on the trained shared stage, each ending with its epoch of
+    lowest validation loss after :meth:`IndiSeek.train`'s budget; the model's own networks are not changed.
+    """
+    scvi.settings.seed = seed
+    splitter = DataSplitter(model.adata_manager, train_size=train_size, batch_size=batch_size, drop_last=True)
+    splitter.setup()
+    if splitter.n_train < batch_size:
+        raise ValueError(
+            f"Only {splitter.n_train} training cells for a batch of {batch_size}: pass a smaller batch_size."
+        )
+    epochs, min_steps = stage_epochs(max_epochs, splitter.n_train // batch_size)
+    trainer_kwargs = {
+        **trainer_kwargs, "early_stopping": False, "check_val_every_n_epoch": 1 if splitter.n_val > 0 else None,
+        **({"min_steps": min_steps} if min_steps else {}),
+    }  # fmt: skip
+    stack = LambdaStack(model.module, lambdas, seeds)
+    plan = SpecificTrainingPlan(stack, n_estimator_steps=n_estimator_steps, lr=lr)
+    model.is_trained_ = False
+    model._run_stage(stage, plan, splitter, epochs["specific"], accelerator, devices, trainer_kwargs)
+    return stack, splitter
+
+
+def _load_copy(model: IndiSeek, stack: LambdaStack, index: int, lambda_: float, train_idx, batch_size: int) -> None:
+    """Make copy ``index`` of ``stack`` the model's specific stages, with its own feature scales and weights."""
+    module = model.module
+    module.load_state_dict(stack.copy_state(index), strict=False)
+    set_lambda(module, lambda_)
+    module.eval()
+    model._fit_embedding_scale(train_idx, batch_size)
+    bad = non_finite(module.state_dict())
+    if bad:
+        raise FloatingPointError(f"lambda={lambda_:g} left NaN or infinite values in {bad[0]}: try a smaller lr.")
+    model.is_trained_ = True
+
+
 def sweep(
     model: IndiSeek,
     lambdas: Sequence[float],
@@ -60,35 +110,16 @@ def sweep(
     trainer_kwargs: dict,
 ) -> pd.DataFrame:
     """Fit the specific stages for each lambda on the trained shared stage; see :meth:`IndiSeek.sweep_lambda`."""
-    module = model.module
-    scvi.settings.seed = seed
-    splitter = DataSplitter(model.adata_manager, train_size=train_size, batch_size=batch_size, drop_last=True)
-    splitter.setup()
-    if splitter.n_train < batch_size:
-        raise ValueError(
-            f"Only {splitter.n_train} training cells for a batch of {batch_size}: pass a smaller batch_size."
-        )
     inputs = {m: model.get_prepared_inputs(model.adata, modality=m) for m in MODALITIES}  # the paired cells
-    # equal budgets, each lambda ending with its best-validation epoch after the minimum steps, as in train()
-    epochs, min_steps = stage_epochs(max_epochs, splitter.n_train // batch_size)
-    trainer_kwargs = {
-        **trainer_kwargs, "early_stopping": False, "check_val_every_n_epoch": 1 if splitter.n_val > 0 else None,
-        **({"min_steps": min_steps} if min_steps else {}),
-    }  # fmt: skip
-    stack = LambdaStack(module, lambdas, seed)  # each lambda from the same fresh start (docs/method: why not warm)
-    plan = SpecificTrainingPlan(stack, n_estimator_steps=n_estimator_steps, lr=lr)
-    model.is_trained_ = False
-    model._run_stage("sweep", plan, splitter, epochs["specific"], accelerator, devices, trainer_kwargs)
+    # each lambda from the same fresh start (docs/method: why not warm)
+    stack, splitter = _fit_copies(
+        model, lambdas, [seed] * len(lambdas), "sweep", max_epochs, batch_size, train_size, lr, n_estimator_steps,
+        seed, accelerator, devices, trainer_kwargs,
+    )  # fmt: skip
+    module = model.module
     rows, states = [], {}
     for index, lambda_ in enumerate(lambdas):
-        module.load_state_dict(stack.copy_state(index), strict=False)
-        set_lambda(module, lambda_)
-        module.eval()
-        model._fit_embedding_scale(splitter.train_idx, batch_size)
-        bad = non_finite(module.state_dict())
-        if bad:
-            raise FloatingPointError(f"lambda={lambda_:g} left NaN or infinite values in {bad[0]}: try a smaller lr.")
-        model.is_trained_ = True
+        _load_copy(model, stack, index, lambda_, splitter.train_idx, batch_size)
         emb = model._embed(model.adata, 4096)
         row: dict[str, float] = {"lambda": lambda_}
         for m in MODALITIES:
@@ -121,3 +152,35 @@ def use(model: IndiSeek, lambda_: float) -> None:
         raise KeyError(f"No specific stage was fitted at lambda={lambda_!r}; the sweep fitted {sorted(states)}.")
     model.module.load_state_dict(states[match[0]], strict=False)
     set_lambda(model.module, match[0])
+
+
+def specific_fits(
+    model: IndiSeek,
+    n_fits: int,
+    max_epochs: int | None,
+    batch_size: int,
+    train_size: float,
+    lr: float,
+    n_estimator_steps: int,
+    seed: int,
+    accelerator,
+    devices,
+    trainer_kwargs: dict,
+) -> dict[str, np.ndarray]:
+    """The specific features of the model's fit and of ``n_fits - 1`` more, cells x fits x features per modality;
+    the model is left with other specific stages loaded (see :meth:`IndiSeek.write_specific_fits`).
+    """
+    lambda_ = model.lambda_in_use
+    own = model._embed(model.mdata, 4096)
+    fits = {m: [own[(m, "specific")]] for m in MODALITIES}
+    seeds = [seed + j for j in range(n_fits - 1)]
+    stack, splitter = _fit_copies(
+        model, [lambda_] * len(seeds), seeds, "fits", max_epochs, batch_size, train_size, lr, n_estimator_steps,
+        seed, accelerator, devices, trainer_kwargs,
+    )  # fmt: skip
+    for index in range(len(seeds)):
+        _load_copy(model, stack, index, lambda_, splitter.train_idx, batch_size)
+        emb = model._embed(model.mdata, 4096)
+        for m in MODALITIES:
+            fits[m].append(emb[(m, "specific")])
+    return {m: np.stack(v, axis=1) for m, v in fits.items()}

@@ -49,16 +49,21 @@ class StackedStage(nn.Module):
         The stage to copy (its networks, objective and estimator); it is not changed.
     lambdas
         Capture weight of each copy.
-    seed
-        Every copy starts from the same initialisation, drawn from the generator this seed sets.
+    seeds
+        Seed of each copy's initialisation, drawn from the generator it sets (copies with the same seed start
+        alike).
     """
 
-    def __init__(self, stage: SpecificModule, lambdas: Sequence[float], seed: int):
+    def __init__(self, stage: SpecificModule, lambdas: Sequence[float], seeds: Sequence[int]):
         super().__init__()
-        template = copy.deepcopy(stage)
-        reset_parameters(template, seed)
-        self._template = [_Method(template)]  # in a list: not a submodule, its own tensors are never used
-        params, buffers = stack_module_state(self._template * len(lambdas))
+        if len(seeds) != len(lambdas):
+            raise ValueError(f"One seed per copy: got {len(seeds)} seeds for {len(lambdas)} lambdas.")
+        starts = {}
+        for seed in dict.fromkeys(seeds):
+            starts[seed] = _Method(copy.deepcopy(stage))
+            reset_parameters(starts[seed], seed)
+        self._template = [starts[seeds[0]]]  # in a list: not a submodule, its own tensors are never used
+        params, buffers = stack_module_state([starts[seed] for seed in seeds])
         self.params = nn.ParameterDict({k.replace(".", "/"): nn.Parameter(v) for k, v in params.items()})
         self.buffer_names = list(buffers)
         for i, v in enumerate(buffers.values()):
@@ -145,14 +150,14 @@ class LambdaStack(SpecificStages):
         A trained module with specific stages (:class:`~indiseek.module.IndiSeekModule`); not changed.
     lambdas
         The capture weights.
-    seed
-        Seed of the copies' common initialisation.
+    seeds
+        Seed of each copy's initialisation (:class:`StackedStage`).
     """
 
-    def __init__(self, module: nn.Module, lambdas: Sequence[float], seed: int):
+    def __init__(self, module: nn.Module, lambdas: Sequence[float], seeds: Sequence[int]):
         super().__init__()
         self.base = module
-        self.specific = nn.ModuleDict({m: StackedStage(s, lambdas, seed) for m, s in module.specific.items()})
+        self.specific = nn.ModuleDict({m: StackedStage(s, lambdas, seeds) for m, s in module.specific.items()})
 
     @property
     def shared(self) -> nn.Module:

@@ -91,8 +91,12 @@ def matrix(
     hint: str = "",
     arrays: bool = False,
     missing_rows: bool = False,
+    fits: bool = False,
 ) -> np.ndarray:
     """``data.obsm[rep]`` (or ``rep`` itself, an array, when ``arrays``) as a finite 2-D float64 array.
+
+    With ``fits``, a 3-D array cells x fits x features (several fits of one representation) is returned as it is,
+    and a matrix as one fit.
 
     Errors name the argument: a KeyError listing the ``.obsm`` keys when ``rep`` is not one of them, a TypeError
     when it is neither a key (nor an array) or does not hold numbers, a ValueError for NaN or infinite values.
@@ -115,9 +119,13 @@ def matrix(
         raise TypeError(f"{name}: {label} must hold numbers, got dtype {np.asarray(x).dtype}.") from None
     if x.ndim == 1:
         x = x[:, None]
-    if x.ndim != 2 or x.shape[1] == 0:
-        raise ValueError(f"{name}: {label} must be a cells x features matrix, got shape {x.shape}.")
-    bad = np.isinf(x).any(axis=1) if missing_rows else ~np.isfinite(x).all(axis=1)
+    if fits and x.ndim == 2:
+        x = x[:, None]
+    if x.ndim != 2 + fits or 0 in x.shape[1:]:
+        kind = "cells x fits x features array" if fits else "cells x features matrix"
+        raise ValueError(f"{name}: {label} must be a {kind}, got shape {x.shape}.")
+    rows = x.reshape(len(x), -1)
+    bad = np.isinf(rows).any(axis=1) if missing_rows else ~np.isfinite(rows).all(axis=1)
     if bad.any():
         if missing_rows:
             raise ValueError(

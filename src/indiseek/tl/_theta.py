@@ -101,6 +101,8 @@ def theta_scores(
         ``X_{method}_specific_rna`` and ``X_{method}_specific_protein``.
     rna_key, protein_key
         ``.obsm`` keys of the RNA-specific (Z_RNA, cells x p1) and protein-specific (Z_protein, cells x p2) features.
+        Either may hold several fits, cells x fits x features (:meth:`~indiseek.IndiSeek.write_specific_fits`):
+        the same-label counts k_m(c) are then averaged over the fits.
     key_added
         Name of the score. With the default ``"theta"``, writes ``.obs["beta_rna"]``, ``.obs["beta_protein"]``
         and ``.obs["theta"]``; otherwise ``.obs[f"{key_added}_beta_rna"]``, ``.obs[f"{key_added}_beta_protein"]``
@@ -134,9 +136,9 @@ def theta_scores(
     protein_key = protein_key or embedding_key(method, "specific", "protein")
     hint = "Write the model's embeddings first, e.g. `model.write_embeddings()`."
     cell_labels = labels(mdata, label_key, "label_key")
-    z_rna = matrix(mdata, rna_key, "rna_key", hint, missing_rows=True)
-    z_protein = matrix(mdata, protein_key, "protein_key", hint, missing_rows=True)
-    both = ~np.isnan(z_rna).any(axis=1) & ~np.isnan(z_protein).any(axis=1)
+    z_rna = matrix(mdata, rna_key, "rna_key", hint, missing_rows=True, fits=True)
+    z_protein = matrix(mdata, protein_key, "protein_key", hint, missing_rows=True, fits=True)
+    both = ~np.isnan(z_rna).any(axis=(1, 2)) & ~np.isnan(z_protein).any(axis=(1, 2))
     if both.sum() <= n_neighbors:
         raise ValueError(
             f"Only {int(both.sum())} cells have both {rna_key!r} and {protein_key!r}; theta needs more than "
@@ -156,8 +158,9 @@ def theta_scores(
     codes = pd.Categorical(cell_labels).codes.astype(np.int64)  # -1 for NaN
     k_rna = np.full(n_obs, np.nan)
     k_protein = np.full(n_obs, np.nan)
-    k_rna[both] = _same_label_counts(z_rna[both], codes[both], n_neighbors, search, random_state)
-    k_protein[both] = _same_label_counts(z_protein[both], codes[both], n_neighbors, search, random_state)
+    for k, z in ((k_rna, z_rna), (k_protein, z_protein)):  # each fit's counts, averaged over the fits
+        k[both] = np.mean([_same_label_counts(fit, codes[both], n_neighbors, search, random_state)
+                           for fit in z[both].transpose(1, 0, 2)], axis=0)  # fmt: skip
     missing = (codes < 0) & both
     k_rna[missing] = np.nan
     k_protein[missing] = np.nan
