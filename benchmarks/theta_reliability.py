@@ -13,10 +13,14 @@ against WNN, the rank correlation between the fits (how reproducible IndiSeek's 
 averaged over the fits; with each fit, its leaks (held-out R^2 of C_{3-i} from Z_i), theta's gain over chance in each
 modality and the specific blocks' weights. ``--specific-epochs E ...`` also fits each model's specific stages again
 for E epochs, without early stopping, from one other initialisation, and records the same for each E: how theta's
-agreement with WNN moves as the specific features become independent. Appends one JSON line per file to ``--out``.
+agreement with WNN moves as the specific features become independent. ``--theta-fits K`` (K >= 2) also fits each
+model's specific stages K - 1 more times side by side (:meth:`~indiseek.IndiSeek.write_specific_fits`, seed 1001)
+and records the same rankings with theta averaged over the K fits (``theta_fits``): how much of the disagreement
+between trainings is the specific stages' initialisation. Appends one JSON line per file to ``--out``.
 
 Usage: ``python benchmarks/theta_reliability.py [--files pbmc5k mosaic] [--splits 20] [--seeds 0 1 2 3 4]
-[--specific-epochs 46 100 400 1000] [--data ../shared/data/real] [--out benchmarks/results/theta_reliability.jsonl]``
+[--specific-epochs 46 100 400 1000] [--theta-fits 5] [--data ../shared/data/real]
+[--out benchmarks/results/theta_reliability.jsonl]``
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from scipy.stats import spearmanr
 
 import indiseek
 from indiseek import IndiSeek
+from indiseek._keys import fits_key
 
 
 def rho(a: pd.Series, b: pd.Series) -> float:
@@ -98,13 +103,27 @@ def fit_fields(model: IndiSeek, mdata: md.MuData, label_key: str, wnn: pd.Series
     }
 
 
-def indiseek_rankings(name: str, data: Path, seeds: list[int], wnn: pd.Series, specific_epochs: list[int]) -> dict:
+def rankings(thetas: dict[int, pd.Series], wnn: pd.Series) -> dict:
+    """rho of each fit's per-type mean theta against WNN, between the fits, and of their mean against WNN."""
+    between = [rho(thetas[s], thetas[t]) for s, t in itertools.combinations(thetas, 2)]
+    mean_theta = pd.concat(thetas.values(), axis=1).mean(axis=1)
+    return {
+        "rho_vs_wnn": [round(rho(theta, wnn), 3) for theta in thetas.values()],
+        "between_fits": {k: round(float(f(between)), 3) for k, f in (("mean", np.mean), ("min", min), ("max", max))},
+        "mean_theta_over_fits_vs_wnn": round(rho(mean_theta, wnn), 3),
+    }
+
+
+def indiseek_rankings(
+    name: str, data: Path, seeds: list[int], wnn: pd.Series, specific_epochs: list[int], theta_fits: int
+) -> dict:
     """IndiSeek with its defaults, once per seed: per-type mean theta, rho against WNN and between the fits.
 
     With ``specific_epochs``, each fit's specific stages are also fitted again for each number of epochs, without
-    early stopping, from one other initialisation (``sweep_lambda`` at the default lambda, seed 1000).
+    early stopping, from one other initialisation (``sweep_lambda`` at the default lambda, seed 1000). With
+    ``theta_fits`` > 1, the same rankings with theta averaged over that many fits of the specific stages.
     """
-    thetas, fits, refits = {}, {}, defaultdict(dict)
+    thetas, averaged, fits, refits = {}, {}, {}, defaultdict(dict)
     for seed in seeds:
         mdata, protein, label_key = load(name, data)
         IndiSeek.setup_mudata(mdata, modalities={"rna_layer": "rna", "protein_layer": protein})
@@ -112,17 +131,22 @@ def indiseek_rankings(name: str, data: Path, seeds: list[int], wnn: pd.Series, s
         model.train(batch_size=64, seed=seed, enable_progress_bar=False)
         thetas[seed], fits[str(seed)] = fit_fields(model, mdata, label_key, wnn, seed)
         fits[str(seed)]["specific_epochs"] = model.epochs_trained["specific"]
+        if theta_fits > 1:
+            model.write_specific_fits(theta_fits, batch_size=64, seed=1001, enable_progress_bar=False)
+            keys = {f"{m}_key": fits_key("indiseek", m) for m in ("rna", "protein")}
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                indiseek.tl.theta_scores(mdata, label_key=label_key, key_added="theta_fits", **keys)
+            averaged[seed] = mdata.obs.groupby(label_key, observed=True)["theta_fits"].mean()
+            fits[str(seed)]["fits_seconds"] = round(model.train_times_["fits"], 1)
         for epochs in specific_epochs:
             model.sweep_lambda([model.lambda_in_use], max_epochs=epochs, batch_size=64, seed=1000,
                                enable_progress_bar=False)  # fmt: skip
             refits[str(epochs)][str(seed)] = fit_fields(model, mdata, label_key, wnn, seed)[1]
-    between = [rho(thetas[s], thetas[t]) for s, t in itertools.combinations(seeds, 2)]
-    mean_theta = pd.concat(thetas.values(), axis=1).mean(axis=1)
     return {
         "seeds": seeds,
-        "rho_vs_wnn": [round(rho(thetas[s], wnn), 3) for s in seeds],
-        "between_fits": {k: round(float(f(between)), 3) for k, f in (("mean", np.mean), ("min", min), ("max", max))},
-        "mean_theta_over_fits_vs_wnn": round(rho(mean_theta, wnn), 3),
+        **rankings(thetas, wnn),
+        **({"theta_fits": {"n_fits": theta_fits, **rankings(averaged, wnn)}} if averaged else {}),
         "type_mean_theta": {str(s): {k: round(float(v), 3) for k, v in thetas[s].items()} for s in seeds},
         "type_mean_wnn_rna_weight": {k: round(float(v), 3) for k, v in wnn.items()},
         "fits": fits,
@@ -136,6 +160,7 @@ def main() -> None:
     parser.add_argument("--splits", type=int, default=20)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--specific-epochs", type=int, nargs="*", default=[])
+    parser.add_argument("--theta-fits", type=int, default=1)
     parser.add_argument("--data", type=Path, default=Path("../shared/data/real"))
     parser.add_argument("--out", default="benchmarks/results/theta_reliability.jsonl")
     args = parser.parse_args()
@@ -151,7 +176,9 @@ def main() -> None:
             "splits": args.splits,
             "versions": versions(),
             "split_halves": split_halves(mdata, protein, label_key, args.splits, whole),
-            "indiseek": indiseek_rankings(name, args.data, args.seeds, whole.wnn, args.specific_epochs),
+            "indiseek": indiseek_rankings(
+                name, args.data, args.seeds, whole.wnn, args.specific_epochs, args.theta_fits
+            ),
         }
         record["seconds"] = round(time.perf_counter() - start, 1)
         with open(args.out, "a") as fh:
