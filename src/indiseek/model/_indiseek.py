@@ -613,26 +613,16 @@ class IndiSeek(OutputsMixin, BaseModelClass):
         if self.module.specific is None:
             raise ValueError("method='clip' has no specific stage, hence no lambda to sweep.")
         lambdas = check_lambdas(lambdas)
-        if max_epochs is not None:
-            check_int(max_epochs, "max_epochs", 1)
-        check_int(batch_size, "batch_size", 2, hint="The contrastive loss compares each cell with the others.")
-        check_real(train_size, "train_size", minimum=0, maximum=1, strict=True)
-        check_real(lr, "lr", minimum=0, strict=True)
-        check_int(n_estimator_steps, "n_estimator_steps", 1)
-        check_int(seed, "seed", 0)
-        state = {k: v.clone() for k, v in self.module.state_dict().items()}
-        lambdas_before = {m: stage.lambda_ for m, stage in self.module.specific.items()}
+        settings = self._refit_settings(max_epochs, batch_size, train_size, lr, n_estimator_steps, seed, accelerator,
+                                        devices, trainer_kwargs)  # fmt: skip
+        restore = self._specific_snapshot()
         saved = (self.lambda_states_, self.lambda_sweep_, self.lambda_choice_, self.train_times_)
         history = self.history_  # the sweep's stages do not enter the model's training history
         try:
-            return sweep(self, lambdas, max_epochs, batch_size, train_size, lr, n_estimator_steps, seed, accelerator,
-                         devices, trainer_kwargs)  # fmt: skip
+            return sweep(self, lambdas, settings)
         except BaseException:  # a sweep that does not finish leaves the networks as they were
-            self.module.load_state_dict(state)
-            for m, value in lambdas_before.items():
-                self.module.specific[m].lambda_ = value
+            restore()
             self.lambda_states_, self.lambda_sweep_, self.lambda_choice_, self.train_times_ = saved
-            self.is_trained_ = True
             raise
         finally:
             self.history_ = history
@@ -683,6 +673,21 @@ class IndiSeek(OutputsMixin, BaseModelClass):
         if self.module.specific is None:
             raise ValueError("method='clip' has no specific stage to fit again.")
         n_fits = check_int(n_fits, "n_fits", 2, hint="One fit is the model's own: write_embeddings() writes it.")
+        settings = self._refit_settings(max_epochs, batch_size, train_size, lr, n_estimator_steps, seed, accelerator,
+                                        devices, trainer_kwargs)  # fmt: skip
+        restore = self._specific_snapshot()
+        try:
+            fits = specific_fits(self, n_fits, settings)
+        finally:  # the model keeps its own fit, whatever happened
+            restore()
+        for m, value in fits.items():
+            self.mdata.obsm[fits_key(self.method, m)] = value
+
+    @staticmethod
+    def _refit_settings(
+        max_epochs, batch_size, train_size, lr, n_estimator_steps, seed, accelerator, devices, trainer_kwargs
+    ) -> dict:
+        """The checked settings of :meth:`sweep_lambda` and :meth:`write_specific_fits`."""
         if max_epochs is not None:
             check_int(max_epochs, "max_epochs", 1)
         check_int(batch_size, "batch_size", 2, hint="The contrastive loss compares each cell with the others.")
@@ -690,19 +695,23 @@ class IndiSeek(OutputsMixin, BaseModelClass):
         check_real(lr, "lr", minimum=0, strict=True)
         check_int(n_estimator_steps, "n_estimator_steps", 1)
         check_int(seed, "seed", 0)
+        return {"max_epochs": max_epochs, "batch_size": batch_size, "train_size": train_size, "lr": lr,
+                "n_estimator_steps": n_estimator_steps, "seed": seed, "accelerator": accelerator, "devices": devices,
+                "trainer_kwargs": trainer_kwargs}  # fmt: skip
+
+    def _specific_snapshot(self):
+        """A function that puts the specific stages (networks, lambdas) and the training history back as now."""
         state = {k: v.clone() for k, v in self.module.state_dict().items()}
         lambdas = {m: stage.lambda_ for m, stage in self.module.specific.items()}
         history = self.history_
-        try:
-            fits = specific_fits(self, n_fits, max_epochs, batch_size, train_size, lr, n_estimator_steps, seed,
-                                 accelerator, devices, trainer_kwargs)  # fmt: skip
-        finally:  # the model keeps its own fit, whatever happened
+
+        def restore() -> None:
             self.module.load_state_dict(state)
             for m, value in lambdas.items():
                 self.module.specific[m].lambda_ = value
             self.history_, self.is_trained_ = history, True
-        for m, value in fits.items():
-            self.mdata.obsm[fits_key(self.method, m)] = value
+
+        return restore
 
     @property
     def lambda_in_use(self) -> float | None:

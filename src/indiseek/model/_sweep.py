@@ -47,39 +47,31 @@ def check_lambdas(lambdas: Sequence[float]) -> list[float]:
 
 
 def _fit_copies(
-    model: IndiSeek,
-    lambdas: Sequence[float],
-    seeds: Sequence[int],
-    stage: str,
-    max_epochs: int | None,
-    batch_size: int,
-    train_size: float,
-    lr: float,
-    n_estimator_steps: int,
-    seed: int,
-    accelerator,
-    devices,
-    trainer_kwargs: dict,
+    model: IndiSeek, lambdas: Sequence[float], seeds: Sequence[int], stage: str, settings: dict
 ) -> tuple[LambdaStack, DataSplitter]:
     """Fit copies of the specific stages side by side on the trained shared stage, each ending with its epoch of
     lowest validation loss after :meth:`IndiSeek.train`'s budget; the model's own networks are not changed.
     """
-    scvi.settings.seed = seed
-    splitter = DataSplitter(model.adata_manager, train_size=train_size, batch_size=batch_size, drop_last=True)
+    batch_size = settings["batch_size"]
+    scvi.settings.seed = settings["seed"]
+    splitter = DataSplitter(
+        model.adata_manager, train_size=settings["train_size"], batch_size=batch_size, drop_last=True
+    )
     splitter.setup()
     if splitter.n_train < batch_size:
         raise ValueError(
             f"Only {splitter.n_train} training cells for a batch of {batch_size}: pass a smaller batch_size."
         )
-    epochs, min_steps = stage_epochs(max_epochs, splitter.n_train // batch_size)
+    epochs, min_steps = stage_epochs(settings["max_epochs"], splitter.n_train // batch_size)
     trainer_kwargs = {
-        **trainer_kwargs, "early_stopping": False, "check_val_every_n_epoch": 1 if splitter.n_val > 0 else None,
-        **({"min_steps": min_steps} if min_steps else {}),
+        **settings["trainer_kwargs"], "early_stopping": False,
+        "check_val_every_n_epoch": 1 if splitter.n_val > 0 else None, **({"min_steps": min_steps} if min_steps else {}),
     }  # fmt: skip
     stack = LambdaStack(model.module, lambdas, seeds)
-    plan = SpecificTrainingPlan(stack, n_estimator_steps=n_estimator_steps, lr=lr)
+    plan = SpecificTrainingPlan(stack, n_estimator_steps=settings["n_estimator_steps"], lr=settings["lr"])
     model.is_trained_ = False
-    model._run_stage(stage, plan, splitter, epochs["specific"], accelerator, devices, trainer_kwargs)
+    model._run_stage(stage, plan, splitter, epochs["specific"], settings["accelerator"], settings["devices"],
+                     trainer_kwargs)  # fmt: skip
     return stack, splitter
 
 
@@ -96,26 +88,12 @@ def _load_copy(model: IndiSeek, stack: LambdaStack, index: int, lambda_: float, 
     model.is_trained_ = True
 
 
-def sweep(
-    model: IndiSeek,
-    lambdas: Sequence[float],
-    max_epochs: int | None,
-    batch_size: int,
-    train_size: float,
-    lr: float,
-    n_estimator_steps: int,
-    seed: int,
-    accelerator,
-    devices,
-    trainer_kwargs: dict,
-) -> pd.DataFrame:
+def sweep(model: IndiSeek, lambdas: Sequence[float], settings: dict) -> pd.DataFrame:
     """Fit the specific stages for each lambda on the trained shared stage; see :meth:`IndiSeek.sweep_lambda`."""
     inputs = {m: model.get_prepared_inputs(model.adata, modality=m) for m in MODALITIES}  # the paired cells
     # each lambda from the same fresh start (docs/method: why not warm)
-    stack, splitter = _fit_copies(
-        model, lambdas, [seed] * len(lambdas), "sweep", max_epochs, batch_size, train_size, lr, n_estimator_steps,
-        seed, accelerator, devices, trainer_kwargs,
-    )  # fmt: skip
+    seed, batch_size = settings["seed"], settings["batch_size"]
+    stack, splitter = _fit_copies(model, lambdas, [seed] * len(lambdas), "sweep", settings)
     module = model.module
     rows, states = [], {}
     for index, lambda_ in enumerate(lambdas):
@@ -154,32 +132,17 @@ def use(model: IndiSeek, lambda_: float) -> None:
     set_lambda(model.module, match[0])
 
 
-def specific_fits(
-    model: IndiSeek,
-    n_fits: int,
-    max_epochs: int | None,
-    batch_size: int,
-    train_size: float,
-    lr: float,
-    n_estimator_steps: int,
-    seed: int,
-    accelerator,
-    devices,
-    trainer_kwargs: dict,
-) -> dict[str, np.ndarray]:
+def specific_fits(model: IndiSeek, n_fits: int, settings: dict) -> dict[str, np.ndarray]:
     """The specific features of the model's fit and of ``n_fits - 1`` more, cells x fits x features per modality;
     the model is left with other specific stages loaded (see :meth:`IndiSeek.write_specific_fits`).
     """
     lambda_ = model.lambda_in_use
     own = model._embed(model.mdata, 4096)
     fits = {m: [own[(m, "specific")]] for m in MODALITIES}
-    seeds = [seed + j for j in range(n_fits - 1)]
-    stack, splitter = _fit_copies(
-        model, [lambda_] * len(seeds), seeds, "fits", max_epochs, batch_size, train_size, lr, n_estimator_steps,
-        seed, accelerator, devices, trainer_kwargs,
-    )  # fmt: skip
+    seeds = [settings["seed"] + j for j in range(n_fits - 1)]
+    stack, splitter = _fit_copies(model, [lambda_] * len(seeds), seeds, "fits", settings)
     for index in range(len(seeds)):
-        _load_copy(model, stack, index, lambda_, splitter.train_idx, batch_size)
+        _load_copy(model, stack, index, lambda_, splitter.train_idx, settings["batch_size"])
         emb = model._embed(model.mdata, 4096)
         for m in MODALITIES:
             fits[m].append(emb[(m, "specific")])
