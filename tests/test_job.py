@@ -16,7 +16,8 @@ def test_run_writes_report_and_figures(tmp_path):
     for key in ("spearman_theta_vs_wnn", "spearman_theta_vs_truth", "ari", "nmi"):
         assert -1 <= report[key] <= 1
     assert set(report["methods"]) == {"indiseek", "factorizedcl", "infodisen", "clip"}
-    assert {"inputs", "shared", "specific"} == set(report["methods"]["indiseek"]["train_seconds"])
+    assert {"inputs", "shared", "specific", "fits"} == set(report["methods"]["indiseek"]["train_seconds"])
+    assert report["theta_fits"] == 5 and "fits" not in report["methods"]["clip"]["train_seconds"]
     assert "wnn_weights" in report["seconds"]
     for modality in ("rna", "protein"):  # label-free diagnostics of the main method, on held-out cells
         diag = report["diagnostics"][modality]

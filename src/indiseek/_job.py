@@ -95,7 +95,7 @@ def run_job(
     label_key: str = "celltype.l2",
     level1_key: str | None = "celltype.l1",
     modalities: tuple[str, str] = ("rna", "prot"),
-    theta_fits: int = 1,
+    theta_fits: int = 5,
     **train_kwargs,
 ) -> dict:
     """Train ``method`` (and with ``compare`` the other methods) on registered ``mdata``, measure, write files.

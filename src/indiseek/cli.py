@@ -151,8 +151,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--theta-fits",
         type=_int_at_least(1),
-        default=1,
-        help="Fits of the specific stages whose same-label counts theta averages (more: a steadier ranking).",
+        default=5,
+        help="Fits of the specific stages whose same-label counts theta averages (1: the model's own fit alone).",
     )
     run.add_argument("--seed", type=_int_at_least(0), default=0)
     _add_common(run, "No progress bars.")
