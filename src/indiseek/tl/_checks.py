@@ -121,7 +121,7 @@ def matrix(
         x = x[:, None]
     if fits and x.ndim == 2:
         x = x[:, None]
-    if x.ndim != 2 + fits or 0 in x.shape[1:]:
+    if x.ndim != (3 if fits else 2) or 0 in x.shape[1:]:
         kind = "cells x fits x features array" if fits else "cells x features matrix"
         raise ValueError(f"{name}: {label} must be a {kind}, got shape {x.shape}.")
     rows = x.reshape(len(x), -1)
