@@ -1,5 +1,7 @@
 """Cost of choosing lambda without labels: ``indiseek run --lambda auto`` against ``indiseek run``, in one run.
 
+Both run with ``--theta-fits 1``: theta from the model's own fit, so that the ratio is that of the training alone.
+
 Runs both commands on the default data (5,000 simulated cells, seed 0) as separate processes, one core and one torch
 thread each on a 2-core machine: the automatic run on one core and, on the other, single runs back to back for as
 long as the automatic run lasts (at least one). Both cores stay busy throughout, so both kinds of run meet the same
@@ -72,11 +74,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         auto_dir = Path(tmp) / "auto"
-        auto = _start(["run", "--lambda", "auto", "--out", str(auto_dir), "--quiet"])
+        auto = _start(["run", "--lambda", "auto", "--theta-fits", "1", "--out", str(auto_dir), "--quiet"])
         singles = []
         while not singles or auto.poll() is None:
             single_dir = Path(tmp) / f"single_{len(singles)}"
-            singles.append(_finish(_start(["run", "--out", str(single_dir), "--quiet"]), single_dir))
+            single = _start(["run", "--theta-fits", "1", "--out", str(single_dir), "--quiet"])
+            singles.append(_finish(single, single_dir))
         auto_result = _finish(auto, auto_dir)
         total = time.perf_counter() - start
     mean = {k: float(np.mean([s[k] for s in singles])) for k in ("wall_seconds", "cpu_seconds")}

@@ -5,7 +5,8 @@ writes them to an ``.h5mu`` file; then, one after the other, each in a process o
 resident memory is its own), with the same threads (``--threads``, default 2, for torch and the numerical
 libraries; OpenMP's passive wait policy, so that idle threads sleep):
 
-- ``indiseek run --input data.h5mu`` through the command's own entry point (:func:`indiseek.cli.main`) with its
+- ``indiseek run --input data.h5mu --theta-fits 1`` (theta from the model's own fit, as before five fits became the
+  default) through the command's own entry point (:func:`indiseek.cli.main`) with its
   defaults: read, register, WNN weights, both training stages (early stopping), diagnostics, theta, metrics, UMAPs,
   figures, model and result files;
 - ``TOTALVI.setup_mudata`` then ``TOTALVI(mdata).train()`` with every default (``max_epochs`` from scvi-tools'
@@ -40,7 +41,7 @@ import json, resource, sys, time, torch
 torch.set_num_threads({threads})
 from indiseek.cli import main
 start = time.perf_counter()
-rc = main(["run", "--input", {data!r}, "--out", {out!r}, "--quiet"])
+rc = main(["run", "--input", {data!r}, "--out", {out!r}, "--theta-fits", "1", "--quiet"])
 wall = time.perf_counter() - start
 report = json.load(open({out!r} + "/report.json"))
 print("RESULT", json.dumps({{"wall_seconds": wall, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
