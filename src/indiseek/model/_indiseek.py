@@ -7,7 +7,6 @@ import json
 import logging
 import time
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,6 @@ from scvi.train import TrainRunner
 
 from indiseek._checks import check_bool, check_int, check_real
 from indiseek._docs import dsp
-from indiseek._keys import fits_key
 from indiseek.defaults import CITESEQ
 from indiseek.module import IndiSeekModule, check_club_estimator, get_objective
 from indiseek.nn import check_activation
@@ -36,7 +34,7 @@ from ._data import check_batches, check_cells, check_mudata, is_aligned, paired_
 from ._outputs import OutputsMixin
 from ._query import extend_batches
 from ._save import load_model, save_model
-from ._sweep import LAMBDA_GRID, check_lambdas, specific_fits, sweep, use
+from ._sweep import LAMBDA_GRID, RefitMixin
 from ._utils import current_seed, non_finite, quiet_library_notes, stage_epochs
 
 logger = logging.getLogger(__name__)
@@ -61,7 +59,7 @@ def _warn_if_constant(module: IndiSeekModule) -> None:
 
 
 @dsp.dedent
-class IndiSeek(OutputsMixin, BaseModelClass):
+class IndiSeek(OutputsMixin, RefitMixin, BaseModelClass):
     """Shared and modality-specific representations of paired RNA and protein (CITE-seq) measurements.
 
     Step 1 learns shared features ``C_rna = f_rna(X_rna)`` and ``C_protein = f_protein(X_protein)`` with the CLIP
@@ -563,162 +561,6 @@ class IndiSeek(OutputsMixin, BaseModelClass):
             for name, value in arrays.items():
                 getattr(module.inputs[modality], name).copy_(torch.as_tensor(value))
         return module
-
-    def sweep_lambda(
-        self,
-        lambdas: Sequence[float] = LAMBDA_GRID,
-        max_epochs: int | None = None,
-        batch_size: int = CITESEQ.batch_size,
-        train_size: float = CITESEQ.train_size,
-        lr: float = CITESEQ.lr,
-        n_estimator_steps: int = CITESEQ.n_estimator_steps,
-        seed: int = 0,
-        accelerator: str = "auto",
-        devices: int | list[int] | str = "auto",
-        **trainer_kwargs,
-    ) -> pd.DataFrame:
-        """Fit the specific stages at each lambda on the trained shared stage and measure the trade-off without labels.
-
-        The shared stage does not depend on lambda: it is kept, and only the specific stages are fitted, with
-        :meth:`train`'s networks and budget. Every lambda starts from the same fresh initialisation (drawn from the
-        generator ``seed`` sets) and sees the same minibatches: the lambdas are fitted side by side as one vectorised
-        network (:class:`~indiseek.module.LambdaStack`), each exactly as it would be fitted alone.
-        After each fit, on held-out cells (:func:`~indiseek.tl.independence`, :func:`~indiseek.tl.completeness`):
-        the leak, R^2 of C_{3-i} predicted from Z_i, with its permutation p-value, and the completeness, R^2 of X_i
-        from (Z_i, C_i) and from C_i alone. The model then uses the lambda
-        :func:`~indiseek.tl.select_lambda` chooses (``model.lambda_choice_`` holds it and the reason); every fitted
-        lambda stays available through :meth:`use_lambda` until the next sweep (only the one in use is saved).
-
-        Parameters
-        ----------
-        lambdas
-            The grid (default: the paper's, 10^-3 .. 10^3).
-        max_epochs
-            Epochs of each fit (no early stopping: every lambda gets the same budget, and keeps its epoch of lowest
-            validation loss, as :meth:`train` does); ``None``: those of :meth:`train`'s specific stage (300, more
-            on fewer than 1,280 training cells).
-        batch_size, train_size, lr, n_estimator_steps, seed, accelerator, devices, **trainer_kwargs
-            As in :meth:`train`.
-
-        Returns
-        -------
-        One row per lambda (the index): ``independence_r2_<modality>``, ``independence_r2_linear_<modality>``,
-        ``independence_p_value_<modality>``, ``completeness_r2_joint_<modality>`` and
-        ``completeness_r2_shared_<modality>`` (:func:`~indiseek.tl.independence`, :func:`~indiseek.tl.completeness`;
-        the choice of lambda reads, per modality, the larger of the two leaks); also ``model.lambda_sweep_``
-        (the fit's seconds are ``model.train_times_["sweep"]``). :func:`~indiseek.tl.lambda_tradeoff` and
-        :func:`~indiseek.pl.lambda_tradeoff` summarise and draw it.
-        """
-        self._check_if_trained(warn=False)
-        if self.module.specific is None:
-            raise ValueError("method='clip' has no specific stage, hence no lambda to sweep.")
-        lambdas = check_lambdas(lambdas)
-        settings = self._refit_settings(max_epochs, batch_size, train_size, lr, n_estimator_steps, seed, accelerator,
-                                        devices, trainer_kwargs)  # fmt: skip
-        restore = self._specific_snapshot()
-        saved = (self.lambda_states_, self.lambda_sweep_, self.lambda_choice_, self.train_times_)
-        history = self.history_  # the sweep's stages do not enter the model's training history
-        try:
-            return sweep(self, lambdas, settings)
-        except BaseException:  # a sweep that does not finish leaves the networks as they were
-            restore()
-            self.lambda_states_, self.lambda_sweep_, self.lambda_choice_, self.train_times_ = saved
-            raise
-        finally:
-            self.history_ = history
-
-    def use_lambda(self, lambda_: float) -> None:
-        """Use the specific stages fitted at ``lambda_`` by the last :meth:`sweep_lambda` (embeddings, saves)."""
-        use(self, lambda_)
-
-    def write_specific_fits(
-        self,
-        n_fits: int = 5,
-        max_epochs: int | None = None,
-        batch_size: int = CITESEQ.batch_size,
-        train_size: float = CITESEQ.train_size,
-        lr: float = CITESEQ.lr,
-        n_estimator_steps: int = CITESEQ.n_estimator_steps,
-        seed: int = 1,
-        accelerator: str = "auto",
-        devices: int | list[int] | str = "auto",
-        **trainer_kwargs,
-    ) -> None:
-        """Fit the specific stages again from other initialisations and write every fit's specific features.
-
-        One fit of the specific stages moves theta's ranking of the cell types by up to 0.09 in Spearman's rho
-        between initialisations (docs: "Measured results"). :func:`~indiseek.tl.theta_scores` given these features
-        averages each cell's same-label neighbour counts over the fits, which takes that noise out of theta.
-        The ``n_fits - 1`` new fits use the shared stage and the lambda in use, :meth:`train`'s networks and budget,
-        and run side by side as one vectorised network, as :meth:`sweep_lambda` runs its lambdas. The model itself
-        is not changed: its features stay those of its own fit.
-
-        Writes ``.obsm["X_<method>_specific_rna_fits"]`` and ``.obsm["X_<method>_specific_protein_fits"]`` of the
-        registered MuData, cells x ``n_fits`` x features, the model's own fit first (NaN rows for cells without the
-        modality); the fits' seconds are ``model.train_times_["fits"]``. Then e.g.
-        ``indiseek.tl.theta_scores(mdata, rna_key="X_indiseek_specific_rna_fits",
-        protein_key="X_indiseek_specific_protein_fits")``.
-
-        Parameters
-        ----------
-        n_fits
-            Fits in all, the model's own included (at least 2).
-        max_epochs, batch_size, train_size, lr, n_estimator_steps, accelerator, devices, **trainer_kwargs
-            As in :meth:`sweep_lambda`.
-        seed
-            Seed of the data split and minibatches; new fit ``j`` (from 0) starts from the initialisation drawn
-            from the generator ``seed + j`` sets.
-        """
-        self._check_if_trained(warn=False)
-        if self.module.specific is None:
-            raise ValueError("method='clip' has no specific stage to fit again.")
-        n_fits = check_int(n_fits, "n_fits", 2, hint="One fit is the model's own: write_embeddings() writes it.")
-        settings = self._refit_settings(max_epochs, batch_size, train_size, lr, n_estimator_steps, seed, accelerator,
-                                        devices, trainer_kwargs)  # fmt: skip
-        restore = self._specific_snapshot()
-        try:
-            fits = specific_fits(self, n_fits, settings)
-        finally:  # the model keeps its own fit, whatever happened
-            restore()
-        for m, value in fits.items():
-            self.mdata.obsm[fits_key(self.method, m)] = value
-
-    @staticmethod
-    def _refit_settings(
-        max_epochs, batch_size, train_size, lr, n_estimator_steps, seed, accelerator, devices, trainer_kwargs
-    ) -> dict:
-        """The checked settings of :meth:`sweep_lambda` and :meth:`write_specific_fits`."""
-        if max_epochs is not None:
-            check_int(max_epochs, "max_epochs", 1)
-        check_int(batch_size, "batch_size", 2, hint="The contrastive loss compares each cell with the others.")
-        check_real(train_size, "train_size", minimum=0, maximum=1, strict=True)
-        check_real(lr, "lr", minimum=0, strict=True)
-        check_int(n_estimator_steps, "n_estimator_steps", 1)
-        check_int(seed, "seed", 0)
-        return {"max_epochs": max_epochs, "batch_size": batch_size, "train_size": train_size, "lr": lr,
-                "n_estimator_steps": n_estimator_steps, "seed": seed, "accelerator": accelerator, "devices": devices,
-                "trainer_kwargs": trainer_kwargs}  # fmt: skip
-
-    def _specific_snapshot(self):
-        """A function that puts the specific stages (networks, lambdas) and the training history back as now."""
-        state = {k: v.clone() for k, v in self.module.state_dict().items()}
-        lambdas = {m: stage.lambda_ for m, stage in self.module.specific.items()}
-        history = self.history_
-
-        def restore() -> None:
-            self.module.load_state_dict(state)
-            for m, value in lambdas.items():
-                self.module.specific[m].lambda_ = value
-            self.history_, self.is_trained_ = history, True
-
-        return restore
-
-    @property
-    def lambda_in_use(self) -> float | None:
-        """The capture weight of the specific stages in use (``None`` for CLIP or before training)."""
-        if self.module is None or self.module.specific is None:
-            return None
-        return float(self.module.specific["rna"].lambda_)
 
     @property
     def epochs_trained(self) -> dict[str, int]:
