@@ -131,25 +131,20 @@ class CiteseqDefaults(SpecificDefaults):
     n_protein_pcs: int | None = 50
 
 
-#: Defaults on CITE-seq data (:class:`~indiseek.IndiSeek`, ``indiseek run``), chosen by measurement (the documentation's
-#: results page): the paper trains at ``lr=1e-4`` for up to 2,000 epochs with lambda 10 on 200 principal components;
-#: at 100 epochs that leaves the specific stage under-trained, and 200 components give CLIP noise to memorise. CLUB's
-#: Gaussian has its mean refitted in closed form on every minibatch (``"ridge"``): the learned Gaussian falls behind
-#: the encoder within about 40 epochs, after which ``Z`` takes up the other modality's shared features (held-out R^2
-#: 0.24-0.55 on simulated data, against at most 0.10 with the ridge estimator). Against that estimator the capture
-#: term needs lambda 300 to keep the cell types in ``Z``, and 300 epochs let ``Z`` keep more of them. Batches of
-#: 64 (paper: 128) give twice the updates in the same epochs; the specific features then keep more of the cell types.
-#: Shared encoders of 4 linear layers (paper: 5) keep more of the antibodies' information in ``C_protein``.
-#: CLUB's estimator has 2 (one hidden layer, as in CLUB's reference code): theta then ranks the simulated cell types
-#: a little better than with an estimator as deep as the encoders.
-#: Panels of more than 50 antibodies enter as 50 principal components of their CLR: on 224 antibodies the CLR of
-#: each gives CLIP noise to align (the paper's panel has 25).
-#: The specific stage takes at least 6,000 minibatch steps (300 epochs on 4,500 training cells take 21,000): on 177
-#: training cells, 300 epochs are 600 steps, early stopping on 20 validation cells ends them sooner, and ``Z_protein``
-#: keeps the other modality's shared features (held-out R^2 0.43-0.59 on PBMC 5k; at 6,000 steps -0.17-0.03). The
-#: shared stage keeps 300 epochs: trained as long, CLIP memorises the few cells and the types blur.
-#: Hidden layers are leaky ReLUs (paper: ReLU): on PBMC 5k (seed 0) the last hidden ReLU layer of ``Z_protein``'s
-#: encoder died on every cell and ``Z_protein`` came out constant; leaky units cannot die.
+#: Defaults on CITE-seq data (:class:`~indiseek.IndiSeek`, ``indiseek run``), each chosen by measurement (the
+#: documentation's results page, "Does IndiSeek keep the biology?", gives the figures): the paper trains at
+#: ``lr=1e-4`` for up to 2,000 epochs with lambda 10 on 200 principal components; at 100 epochs that leaves the
+#: specific stage under-trained, and 200 components give CLIP noise to memorise. CLUB's Gaussian has its mean refitted
+#: in closed form on every minibatch (``"ridge"``): a learned Gaussian falls behind the encoder, after which ``Z``
+#: takes up the other modality's shared features. Against that estimator the capture term needs lambda 300 to keep the
+#: cell types in ``Z``, and 300 epochs let ``Z`` keep more of them. Batches of 64 (paper: 128) give twice the updates
+#: in the same epochs. Shared encoders of 4 linear layers (paper: 5) keep more of the antibodies' information in
+#: ``C_protein``; CLUB's estimator has 2 (one hidden layer, as in CLUB's reference code). Panels of more than 50
+#: antibodies enter as 50 principal components of their CLR, which would otherwise give CLIP noise to align. The
+#: specific stage takes at least 6,000 minibatch steps: on a few hundred cells 300 epochs are a few hundred steps, and
+#: ``Z_protein`` then keeps the other modality's shared features; the shared stage does not, as CLIP trained that long
+#: memorises the few cells. Hidden layers are leaky ReLUs (paper: ReLU), which
+#: cannot die on every cell and leave a specific block constant.
 CITESEQ = CiteseqDefaults()
 #: Defaults of the paper's oracle simulations (:func:`~indiseek.fit_specific`, ``indiseek simulate``): 10 specific
 #: features, 5-layer ReLU MLPs of width 100, batches of 100, CLUB's estimator fitted at 3x the encoder's rate.

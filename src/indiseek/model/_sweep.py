@@ -237,9 +237,10 @@ class RefitMixin:
     ) -> None:
         """Fit the specific stages again from other initialisations and write every fit's specific features.
 
-        One fit of the specific stages moves theta's ranking of the cell types by up to 0.09 in Spearman's rho
-        between initialisations (docs: "Measured results"). :func:`~indiseek.tl.theta_scores` given these features
-        averages each cell's same-label neighbour counts over the fits, which takes that noise out of theta.
+        One fit of the specific stages is one draw: fitted again from another initialisation, its features rank the
+        cell types by theta differently. :func:`~indiseek.tl.theta_scores` given these features averages each cell's
+        same-label neighbour counts over the fits, which takes that noise out of theta (the results page: "theta
+        averaged over several fits of the specific stages").
         The ``n_fits - 1`` new fits use the shared stage and the lambda in use, :meth:`train`'s networks and budget,
         and run side by side as one vectorised network, as :meth:`sweep_lambda` runs its lambdas. The model itself
         is not changed: its features stay those of its own fit.

@@ -174,12 +174,11 @@ def independence(
       R^2 = 1 - SSE/SST pooled over all columns of C_{3-i} (SST about the held-out mean).
       Near 0 (about -1/k when Z_i knows nothing: the mean of k random neighbours is noisier than the mean) means
       C_{3-i} cannot be told from Z_i; near 1, Z_i determines it. With more cells the regression finds more of a
-      given dependence, so compare R^2 between data sets on the same number of cells (e.g. the same features of
-      30,000 simulated cells: 0.148, on 5,000 of them 0.080-0.096). ``"r2_linear"`` is the same with a ridge
-      regression in place of the neighbours (penalty chosen by leave-one-out on the training cells). Distances in
-      Z_i are dominated by its directions of largest variance, so the kNN regression misses C_{3-i} carried by a
-      direction of little variance; a linear map finds it at any scale. On few cells a linear map can also
-      extrapolate far off on held-out cells and read well below 0: no linear leak found.
+      given dependence, so compare R^2 between data sets on the same number of cells. ``"r2_linear"`` is the same
+      with a ridge regression in place of the neighbours (penalty chosen by leave-one-out on the training cells).
+      Distances in Z_i are dominated by its directions of largest variance, so the kNN regression misses C_{3-i}
+      carried by a direction of little variance; a linear map finds it at any scale. On few cells a linear map can
+      also extrapolate far off on held-out cells and read well below 0: no linear leak found.
     - **Kernel dependence test.** On a random subsample of at most ``max_cells`` cells (all cells, training or not,
       as nothing is fitted), each column standardised: with ``statistic="hsic"`` the Hilbert-Schmidt independence
       criterion HSIC = tr(K H L H) / m^2 with Gaussian kernels

@@ -237,7 +237,7 @@ def wnn_weights(
         candidate neighbours per cell and modality for its joint graph, which dominates its time at scale).
         ``"exact"``: muon's formulas computed here, with per-modality neighbours found as ``neighbors`` says and
         exact bandwidth neighbours among the cells sharing a neighbour, much faster; with exact neighbour
-        searches it agrees with muon (correlation of the weights 0.995 on the PBMC 5k file).
+        searches it agrees with muon (the results page: "Neighbour search at scale").
     random_state
         Seed of the PCA and of the neighbour searches.
     %(param_neighbors)s

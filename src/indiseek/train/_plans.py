@@ -150,8 +150,8 @@ class SharedTrainingPlan(_Plan):
     stage trains part of the module, so DDP needs ``strategy="ddp_find_unused_parameters_true"``.
 
     With ``restore_best`` (default) and validation cells, the encoders of the epoch with the lowest validation loss
-    are restored at the end: on 5,000 simulated cells the validation loss bottoms out near epoch 17 and then rises
-    while the training loss keeps falling.
+    are restored at the end: on few cells CLIP can memorise the training cells, its validation loss rising while
+    its training loss keeps falling.
     """
 
     def __init__(self, module: torch.nn.Module, **kwargs):
@@ -180,8 +180,8 @@ class SpecificTrainingPlan(_Plan):
     that the first encoder steps see a meaningful bound.
 
     With ``restore_best`` (default) and validation cells, each modality's stage ends with the weights (encoder,
-    decoder, estimator) of its epoch of lowest validation loss after ``min_steps``: on 30,000 simulated cells the
-    losses fall for 25-65 epochs, then jump and stay high until early stopping ends the stage.
+    decoder, estimator) of its epoch of lowest validation loss after ``min_steps`` (the results page: "The specific
+    stage keeps its best epoch").
 
     Parameters
     ----------
