@@ -76,6 +76,7 @@ def model_settings(model) -> dict:
         "n_pcs",
         "n_protein_pcs",
         "input_dropout",
+        "specific_input_dropout",
         "n_layers",
         "n_layers_shared",
         "n_layers_estimator",

@@ -102,8 +102,9 @@ def test_unknown_optimizer_before_anything_is_fitted(small_mdata):
 
 
 @pytest.mark.parametrize("value", [-0.1, 1.0])
-def test_input_dropout_outside_0_1(small_mdata, value):
+@pytest.mark.parametrize("name", ["input_dropout", "specific_input_dropout"])
+def test_input_dropout_outside_0_1(small_mdata, name, value):
     mdata = small_mdata.copy()
     IndiSeek.setup_mudata(mdata)
-    with pytest.raises(ValueError, match="input_dropout"):
-        IndiSeek(mdata, input_dropout=value)
+    with pytest.raises(ValueError, match=f"^{name}"):
+        IndiSeek(mdata, **{name: value})

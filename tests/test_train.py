@@ -278,6 +278,21 @@ def test_the_norm_of_the_shared_features_changes_no_loss(trained):
     assert losses() == pytest.approx(before, rel=1e-5)
 
 
+def test_specific_input_dropout_acts_on_the_specific_stages_in_training_only(small_mdata):
+    """The same seed with and without it: the same shared features, other specific ones, each returned alike twice."""
+    features = {}
+    for p in (0.0, 0.3):
+        model = _fresh(small_mdata, specific_input_dropout=p)
+        model.train(max_epochs=3, seed=0, enable_progress_bar=False)
+        kinds = {k: model.get_latent_representation(modality="rna", kind=k) for k in ("shared", "specific")}
+        np.testing.assert_array_equal(
+            kinds["specific"], model.get_latent_representation(modality="rna", kind="specific")
+        )
+        features[p] = kinds
+    np.testing.assert_array_equal(features[0.0]["shared"], features[0.3]["shared"])
+    assert not np.allclose(features[0.0]["specific"], features[0.3]["specific"])
+
+
 def test_input_dropout_keeps_more_cell_types_in_the_shared_features():
     """CLIP memorises the training pairs within a few epochs; dropping input features in training prevents it."""
     from sklearn.model_selection import StratifiedKFold, cross_val_score

@@ -96,6 +96,8 @@ class CiteseqDefaults(SpecificDefaults):
         CLIP temperature of the shared stage (its initial value when learned) and whether it is learned.
     input_dropout
         Probability of zeroing each input feature of a cell in a shared-stage training step (augmentation).
+    specific_input_dropout
+        The same in the specific stages' encoders (their capture term reconstructs the whole input).
     n_top_genes, n_pcs
         Highly variable genes and principal components of the RNA inputs (paper: 200 components).
     n_protein_pcs
@@ -126,6 +128,7 @@ class CiteseqDefaults(SpecificDefaults):
     temperature: float = 0.1
     learn_temperature: bool = True
     input_dropout: float = 0.3
+    specific_input_dropout: float = 0.0
     n_top_genes: int = 2000
     n_pcs: int = 50
     n_protein_pcs: int | None = 50

@@ -115,6 +115,10 @@ class IndiSeek(OutputsMixin, RefitMixin, BaseModelClass):
         of the shared stage: an augmentation against CLIP's memorising the training pairs, which otherwise stops
         its validation loss from improving after a few epochs (see the documentation's method page). ``0``
         trains as the paper does.
+    specific_input_dropout
+        The same for the specific stages' encoders, whose capture term still reconstructs the whole input: a little
+        noise in what ``Z_i`` is computed from keeps it from copying directions of ``X_i`` that the other
+        modality's shared features predict (see the documentation's results page). ``0`` trains as the paper does.
     %(param_capture_temperature)s
     %(param_club)s
     n_top_genes, n_pcs
@@ -151,6 +155,7 @@ class IndiSeek(OutputsMixin, RefitMixin, BaseModelClass):
         temperature: float = CITESEQ.temperature,
         learn_temperature: bool = CITESEQ.learn_temperature,
         input_dropout: float = CITESEQ.input_dropout,
+        specific_input_dropout: float = CITESEQ.specific_input_dropout,
         capture_temperature: float = CITESEQ.capture_temperature,
         club_sample: bool = CITESEQ.club_sample,
         club_estimator: str = CITESEQ.club_estimator,
@@ -179,11 +184,10 @@ class IndiSeek(OutputsMixin, RefitMixin, BaseModelClass):
             check_real(lambda_, "lambda_", minimum=0)
         check_real(temperature, "temperature", minimum=0, strict=True)
         check_real(capture_temperature, "capture_temperature", minimum=0, strict=True)
-        check_real(input_dropout, "input_dropout", minimum=0)
-        if input_dropout >= 1:
-            raise ValueError(
-                f"input_dropout must be below 1 (a probability of dropping a feature), got {input_dropout}."
-            )
+        for name in ("input_dropout", "specific_input_dropout"):
+            check_real(params[name], name, minimum=0)
+            if params[name] >= 1:
+                raise ValueError(f"{name} must be below 1 (a probability of dropping a feature), got {params[name]}.")
         check_bool(learn_temperature, "learn_temperature")
         check_bool(club_sample, "club_sample")
         check_club_estimator(club_estimator)

@@ -52,6 +52,8 @@ class IndiSeekModule(SpecificStages):
         Depth of the shared stage's encoders and of CLUB's estimators (``None``: ``n_layers``).
     activation
         Activation of every network's hidden layers (see :class:`~indiseek.nn.MLP`).
+    specific_input_dropout
+        Input dropout of the specific stages' encoders (see :class:`SpecificModule`).
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class IndiSeekModule(SpecificStages):
         n_protein_pcs: int | None = None,
         n_layers_estimator: int | None = None,
         activation: str = "relu",
+        specific_input_dropout: float = 0.0,
     ):
         super().__init__()
         self.inputs = nn.ModuleDict(
@@ -108,6 +111,7 @@ class IndiSeekModule(SpecificStages):
                         club_estimator,
                         n_layers_estimator,
                         activation,
+                        specific_input_dropout,
                     )  # fmt: skip
                     for modality in MODALITIES
                 }

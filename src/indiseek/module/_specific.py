@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from scvi.module.base import LossOutput
 from torch import nn
+from torch.nn import functional as F
 
 from indiseek.nn import MLP, CriticCLUB, GaussianCLUB, ReverseRidgeCLUB, RidgeCLUB, clip_loss, orthogonality_loss
 
@@ -61,6 +62,9 @@ class SpecificModule(nn.Module):
         Depth of CLUB's estimator (``None``: ``n_layers``).
     activation
         Activation of every network's hidden layers (see :class:`~indiseek.nn.MLP`).
+    input_dropout
+        Probability with which each feature of ``X_i`` is zeroed (the others scaled up) in the encoder's input in each
+        training step; the capture term still reconstructs the whole ``X_i``. ``0`` trains as the paper does.
     """
 
     def __init__(
@@ -77,11 +81,15 @@ class SpecificModule(nn.Module):
         club_estimator: str = "gaussian",
         n_layers_estimator: int | None = None,
         activation: str = "relu",
+        input_dropout: float = 0.0,
     ):
         super().__init__()
         if lambda_ < 0:
             raise ValueError(f"lambda_ must be non-negative, got {lambda_}.")
         check_club_estimator(club_estimator)
+        if not 0 <= input_dropout < 1:
+            raise ValueError(f"input_dropout must be in [0, 1), got {input_dropout}.")
+        self.input_dropout = input_dropout
         self.objective = objective
         self.lambda_ = lambda_
         self.temperature = temperature
@@ -148,7 +156,8 @@ class SpecificModule(nn.Module):
         -------
         ``loss`` (to minimise), ``independence`` and ``capture`` (unweighted), and ``z``.
         """
-        z = self.encoder(x)
+        dropped = self.training and self.input_dropout > 0
+        z = self.encoder(F.dropout(x, self.input_dropout) if dropped else x)
         c_ind = self._pick(self.objective.independence_shared, c_own, c_other)
         if self.objective.independence == "club":
             independence = self.estimator(z, c_ind)
