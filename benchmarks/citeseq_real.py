@@ -13,7 +13,8 @@ the most frequent label. ``--method totalvi`` trains scvi-tools' TOTALVI with it
 measures its latent space the same way. Appends one JSON line per file and seed to ``--out``.
 
 Usage: ``python benchmarks/citeseq_real.py [--method indiseek|totalvi] [--input-dropout 0.3] [--n-layers 5]
-[--n-layers-shared 4] [--n-protein-pcs 50] [--lambda 10] [--club-estimator gaussian] [--seeds 0 1 2]
+[--n-layers-shared 4] [--n-protein-pcs 50] [--lambda 10] [--club-estimator gaussian] [--specific-input-dropout 0]
+[--seeds 0 1 2]
 [--data ../shared/data/real] [--out benchmarks/results/citeseq_real.jsonl]``
 """
 
@@ -73,6 +74,7 @@ def run(
     lambda_: float = CITESEQ.lambda_,
     club_estimator: str = CITESEQ.club_estimator,
     max_epochs: int | None = None,
+    specific_input_dropout: float = CITESEQ.specific_input_dropout,
 ) -> dict:
     mdata, protein, label_key = load(name, data)
     labels = mdata.obs[label_key].astype(str).to_numpy()
@@ -94,7 +96,7 @@ def run(
     model = IndiSeek(
         mdata, input_dropout=input_dropout, n_layers=n_layers, n_layers_shared=n_layers_shared,
         n_protein_pcs=n_protein_pcs, n_layers_estimator=n_layers_estimator, lambda_=lambda_,
-        club_estimator=club_estimator,
+        club_estimator=club_estimator, specific_input_dropout=specific_input_dropout,
     )  # fmt: skip
     start = time.perf_counter()
     model.train(max_epochs=max_epochs, batch_size=64, seed=seed, enable_progress_bar=False)
@@ -145,6 +147,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", default="indiseek", choices=["indiseek", "totalvi"])
     parser.add_argument("--input-dropout", type=float, default=CITESEQ.input_dropout)
+    parser.add_argument("--specific-input-dropout", type=float, default=CITESEQ.specific_input_dropout)
     parser.add_argument("--n-layers", type=int, default=CITESEQ.n_layers)
     parser.add_argument("--n-layers-shared", type=int, default=CITESEQ.n_layers_shared)
     parser.add_argument("--n-protein-pcs", type=int, default=CITESEQ.n_protein_pcs)
@@ -163,6 +166,7 @@ def main() -> None:
             record = run(
                 name, args.data, seed, args.method, args.input_dropout, args.n_layers, args.n_layers_shared,
                 args.n_protein_pcs, args.n_layers_estimator, args.lambda_, args.club_estimator, args.max_epochs,
+                args.specific_input_dropout,
             )  # fmt: skip
             with open(args.out, "a") as fh:
                 fh.write(json.dumps(record) + "\n")
