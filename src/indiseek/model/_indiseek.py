@@ -118,9 +118,9 @@ class IndiSeek(OutputsMixin, RefitMixin, BaseModelClass):
     specific_input_dropout
         The same for the specific stages' encoders, whose capture term still reconstructs the whole input: a little
         noise in what ``Z_i`` is computed from keeps it from copying directions of ``X_i`` that the other
-        modality's shared features predict. ``0`` trains as the paper does; on simulated data ``0.03`` lowers the leak
-        that a linear map finds at a small cost in theta's ranking (the results page: "Input dropout in the
-        specific encoders").
+        modality's shared features predict. ``0`` trains as the paper does. On simulated data ``0.03`` lowers the
+        leak, on 30,000 cells without changing theta's ranking; on a real file of 200 cells it raises the protein
+        leak (the results page: "Input dropout in the specific encoders").
     %(param_capture_temperature)s
     %(param_club)s
     n_top_genes, n_pcs
