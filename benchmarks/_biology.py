@@ -15,6 +15,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
 import indiseek
+from indiseek.defaults import CITESEQ
 
 #: ``simulate_citeseq``'s default number of level-2 types: records of other values say so.
 DEFAULT_N_TYPES = inspect.signature(indiseek.datasets.simulate_citeseq).parameters["n_types"].default
@@ -24,6 +25,22 @@ def add_simulator_arguments(parser: argparse.ArgumentParser) -> None:
     """``--n-types`` and ``--crossed-types`` (``simulate_citeseq(crossed_types=True)``; a multiple of 5 types)."""
     parser.add_argument("--n-types", type=int, default=DEFAULT_N_TYPES)
     parser.add_argument("--crossed-types", action="store_true")
+
+
+def add_dropout_argument(parser: argparse.ArgumentParser) -> None:
+    """``--specific-input-dropout P`` (both modalities) or ``P_RNA P_PROTEIN`` (``IndiSeek``'s per-modality form)."""
+    parser.add_argument(
+        "--specific-input-dropout", type=float, nargs="+", default=[CITESEQ.specific_input_dropout],
+        metavar="P", help="one probability for both specific encoders, or the RNA one and the protein one",
+    )  # fmt: skip
+
+
+def dropout_option(args: argparse.Namespace) -> float | dict[str, float]:
+    """``--specific-input-dropout`` as ``IndiSeek`` takes it."""
+    values = args.specific_input_dropout
+    if len(values) > 2:
+        raise SystemExit(f"--specific-input-dropout takes one or two probabilities, got {len(values)}.")
+    return values[0] if len(values) == 1 else {"rna": values[0], "protein": values[1]}
 
 
 def simulate(args: argparse.Namespace, seed: int, n_cells: int = 5000):

@@ -23,7 +23,7 @@ Appends one JSON line per fit to ``--out`` (refits with ``"refit": k``).
 
 Usage: ``python benchmarks/citeseq_comparison.py --method indiseek --seed 0 [--lambda 100] [--lr 3e-3]
 [--n-pcs 50] [--n-hidden 50] [--n-layers 5] [--n-layers-shared 4] [--n-specific 50] [--input-dropout 0.3]
-[--specific-input-dropout 0]
+[--specific-input-dropout 0 [0]]
 [--max-epochs 100] [--batch-size 64] [--club-estimator gaussian] [--refits 0] [--first-refit 0] [--accelerator auto]
 [--n-types 27] [--crossed-types] [--theta-fits 5]
 [--out benchmarks/results/citeseq_comparison.jsonl]``
@@ -39,7 +39,9 @@ import numpy as np
 import torch
 from _biology import (
     CODE_RULES,
+    add_dropout_argument,
     add_simulator_arguments,
+    dropout_option,
     equal_blocks,
     kmeans_ari,
     knn_accuracy,
@@ -76,7 +78,7 @@ def main() -> None:
     parser.add_argument("--n-layers-estimator", type=int, default=CITESEQ.n_layers_estimator)
     parser.add_argument("--n-specific", type=int, default=CITESEQ.n_specific)
     parser.add_argument("--input-dropout", type=float, default=CITESEQ.input_dropout)
-    parser.add_argument("--specific-input-dropout", type=float, default=CITESEQ.specific_input_dropout)
+    add_dropout_argument(parser)
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--n-cells", type=int, default=5000)
     add_simulator_arguments(parser)
@@ -120,7 +122,7 @@ def main() -> None:
         n_hidden=args.n_hidden, n_layers=args.n_layers, n_layers_shared=args.n_layers_shared,
         n_layers_estimator=args.n_layers_estimator, activation=args.activation,
         n_specific=args.n_specific, input_dropout=args.input_dropout,
-        specific_input_dropout=args.specific_input_dropout,
+        specific_input_dropout=dropout_option(args),
     )  # fmt: skip
     start = time.perf_counter()
     model.train(
@@ -138,7 +140,7 @@ def main() -> None:
         "n_layers_estimator": args.n_layers_estimator,
         "n_specific": args.n_specific,
         "input_dropout": args.input_dropout,
-        "specific_input_dropout": args.specific_input_dropout,
+        "specific_input_dropout": dropout_option(args),
         "club_estimator": args.club_estimator,
         "activation": args.activation,
         "n_estimator_steps": args.n_estimator_steps,

@@ -13,7 +13,7 @@ the most frequent label. ``--method totalvi`` trains scvi-tools' TOTALVI with it
 measures its latent space the same way. Appends one JSON line per file and seed to ``--out``.
 
 Usage: ``python benchmarks/citeseq_real.py [--method indiseek|totalvi] [--input-dropout 0.3] [--n-layers 5]
-[--n-layers-shared 4] [--n-protein-pcs 50] [--lambda 10] [--club-estimator gaussian] [--specific-input-dropout 0]
+[--n-layers-shared 4] [--n-protein-pcs 50] [--lambda 10] [--club-estimator gaussian] [--specific-input-dropout 0 [0]]
 [--seeds 0 1 2]
 [--data ../shared/data/real] [--out benchmarks/results/citeseq_real.jsonl]``
 """
@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from _biology import (
     CODE_RULES,
+    add_dropout_argument,
+    dropout_option,
     equal_blocks,
     kmeans_ari,
     knn_accuracy,
@@ -74,7 +76,7 @@ def run(
     lambda_: float = CITESEQ.lambda_,
     club_estimator: str = CITESEQ.club_estimator,
     max_epochs: int | None = None,
-    specific_input_dropout: float = CITESEQ.specific_input_dropout,
+    specific_input_dropout: float | dict[str, float] = CITESEQ.specific_input_dropout,
 ) -> dict:
     mdata, protein, label_key = load(name, data)
     labels = mdata.obs[label_key].astype(str).to_numpy()
@@ -147,7 +149,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", default="indiseek", choices=["indiseek", "totalvi"])
     parser.add_argument("--input-dropout", type=float, default=CITESEQ.input_dropout)
-    parser.add_argument("--specific-input-dropout", type=float, default=CITESEQ.specific_input_dropout)
+    add_dropout_argument(parser)
     parser.add_argument("--n-layers", type=int, default=CITESEQ.n_layers)
     parser.add_argument("--n-layers-shared", type=int, default=CITESEQ.n_layers_shared)
     parser.add_argument("--n-protein-pcs", type=int, default=CITESEQ.n_protein_pcs)
@@ -166,7 +168,7 @@ def main() -> None:
             record = run(
                 name, args.data, seed, args.method, args.input_dropout, args.n_layers, args.n_layers_shared,
                 args.n_protein_pcs, args.n_layers_estimator, args.lambda_, args.club_estimator, args.max_epochs,
-                args.specific_input_dropout,
+                dropout_option(args),
             )  # fmt: skip
             with open(args.out, "a") as fh:
                 fh.write(json.dumps(record) + "\n")

@@ -108,3 +108,14 @@ def test_input_dropout_outside_0_1(small_mdata, name, value):
     IndiSeek.setup_mudata(mdata)
     with pytest.raises(ValueError, match=f"^{name}"):
         IndiSeek(mdata, **{name: value})
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [({"protein": 1.0}, r"^specific_input_dropout\['protein'\] must be below 1"), ({"prot": 0.1}, "keys \\['prot'\\]")],
+)
+def test_specific_input_dropout_per_modality_errors(small_mdata, value, match):
+    mdata = small_mdata.copy()
+    IndiSeek.setup_mudata(mdata)
+    with pytest.raises(ValueError, match=match):
+        IndiSeek(mdata, specific_input_dropout=value)

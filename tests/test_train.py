@@ -278,19 +278,34 @@ def test_the_norm_of_the_shared_features_changes_no_loss(trained):
     assert losses() == pytest.approx(before, rel=1e-5)
 
 
-def test_specific_input_dropout_acts_on_the_specific_stages_in_training_only(small_mdata):
-    """The same seed with and without it: the same shared features, other specific ones, each returned alike twice."""
+def test_specific_input_dropout_acts_on_the_specific_stages_in_training_only(small_mdata, tmp_path):
+    """The same seed with and without it: the same shared features, other specific ones, each returned alike twice;
+    one probability per modality acts on that modality's encoder, and a save keeps it."""
     features = {}
-    for p in (0.0, 0.3):
-        model = _fresh(small_mdata, specific_input_dropout=p)
+    for name, p in (("none", 0.0), ("both", 0.3), ("both_dict", {"rna": 0.3, "protein": 0.3}), ("rna", {"rna": 0.3})):
+        mdata = small_mdata.copy()
+        IndiSeek.setup_mudata(mdata)
+        model = IndiSeek(mdata, **SMALL, specific_input_dropout=p)
         model.train(max_epochs=3, seed=0, enable_progress_bar=False)
-        kinds = {k: model.get_latent_representation(modality="rna", kind=k) for k in ("shared", "specific")}
+        kinds = {
+            (m, k): model.get_latent_representation(modality=m, kind=k)
+            for m in ("rna", "protein")
+            for k in ("shared", "specific")
+        }
         np.testing.assert_array_equal(
-            kinds["specific"], model.get_latent_representation(modality="rna", kind="specific")
+            kinds["rna", "specific"], model.get_latent_representation(modality="rna", kind="specific")
         )
-        features[p] = kinds
-    np.testing.assert_array_equal(features[0.0]["shared"], features[0.3]["shared"])
-    assert not np.allclose(features[0.0]["specific"], features[0.3]["specific"])
+        features[name] = kinds
+    for name in ("both", "both_dict", "rna"):
+        np.testing.assert_array_equal(features["none"]["rna", "shared"], features[name]["rna", "shared"])
+        assert not np.allclose(features["none"]["rna", "specific"], features[name]["rna", "specific"])
+    for key in features["both"]:
+        np.testing.assert_array_equal(features["both"][key], features["both_dict"][key])
+    modules = {m: model.module.specific[m].input_dropout for m in ("rna", "protein")}
+    assert modules == {"rna": 0.3, "protein": 0.0}
+    model.save(tmp_path / "model")
+    loaded = IndiSeek.load(tmp_path / "model", mdata)
+    assert {m: loaded.module.specific[m].input_dropout for m in ("rna", "protein")} == modules
 
 
 def test_input_dropout_keeps_more_cell_types_in_the_shared_features():

@@ -53,7 +53,8 @@ class IndiSeekModule(SpecificStages):
     activation
         Activation of every network's hidden layers (see :class:`~indiseek.nn.MLP`).
     specific_input_dropout
-        Input dropout of the specific stages' encoders (see :class:`SpecificModule`).
+        Input dropout of the specific stages' encoders (see :class:`SpecificModule`): one probability for both, or
+        one per modality (``{"rna": p, "protein": q}``, a missing one 0).
     """
 
     def __init__(
@@ -79,7 +80,7 @@ class IndiSeekModule(SpecificStages):
         n_protein_pcs: int | None = None,
         n_layers_estimator: int | None = None,
         activation: str = "relu",
-        specific_input_dropout: float = 0.0,
+        specific_input_dropout: float | dict[str, float] = 0.0,
     ):
         super().__init__()
         self.inputs = nn.ModuleDict(
@@ -94,6 +95,11 @@ class IndiSeekModule(SpecificStages):
             activation,
         )  # fmt: skip
         objective = get_objective(method)
+        dropout = (
+            specific_input_dropout
+            if isinstance(specific_input_dropout, dict)
+            else dict.fromkeys(MODALITIES, specific_input_dropout)
+        )
         self.specific = None
         if objective is not None:
             self.specific = nn.ModuleDict(
@@ -111,7 +117,7 @@ class IndiSeekModule(SpecificStages):
                         club_estimator,
                         n_layers_estimator,
                         activation,
-                        specific_input_dropout,
+                        dropout.get(modality, 0.0),
                     )  # fmt: skip
                     for modality in MODALITIES
                 }
