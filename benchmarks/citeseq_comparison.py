@@ -117,12 +117,13 @@ def main() -> None:
     rho_ref, _ = indiseek.tl.rank_correlation(mdata, score_key="t_ref", reference=truth)
 
     IndiSeek.setup_mudata(mdata)
+    dropout = dropout_option(args)
     model = IndiSeek(
         mdata, method=args.method, lambda_=args.lambda_, club_estimator=args.club_estimator, n_pcs=args.n_pcs,
         n_hidden=args.n_hidden, n_layers=args.n_layers, n_layers_shared=args.n_layers_shared,
         n_layers_estimator=args.n_layers_estimator, activation=args.activation,
         n_specific=args.n_specific, input_dropout=args.input_dropout,
-        specific_input_dropout=dropout_option(args),
+        specific_input_dropout=dropout,
     )  # fmt: skip
     start = time.perf_counter()
     model.train(
@@ -140,7 +141,7 @@ def main() -> None:
         "n_layers_estimator": args.n_layers_estimator,
         "n_specific": args.n_specific,
         "input_dropout": args.input_dropout,
-        "specific_input_dropout": dropout_option(args),
+        "specific_input_dropout": dropout,
         "club_estimator": args.club_estimator,
         "activation": args.activation,
         "n_estimator_steps": args.n_estimator_steps,
