@@ -27,20 +27,28 @@ def add_simulator_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crossed-types", action="store_true")
 
 
-def add_dropout_argument(parser: argparse.ArgumentParser) -> None:
-    """``--specific-input-dropout P`` (both modalities) or ``P_RNA P_PROTEIN`` (``IndiSeek``'s per-modality form)."""
+def add_per_modality_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--lambda`` and ``--specific-input-dropout``: one value for both modalities, or the RNA one and the protein
+    one (``IndiSeek``'s per-modality form).
+    """
+    parser.add_argument(
+        "--lambda", dest="lambda_", type=float, nargs="+", default=[CITESEQ.lambda_], metavar="LAMBDA",
+        help="one capture weight for both specific stages, or the RNA one and the protein one",
+    )  # fmt: skip
     parser.add_argument(
         "--specific-input-dropout", type=float, nargs="+", default=[CITESEQ.specific_input_dropout],
         metavar="P", help="one probability for both specific encoders, or the RNA one and the protein one",
     )  # fmt: skip
 
 
-def dropout_option(args: argparse.Namespace) -> float | dict[str, float]:
-    """``--specific-input-dropout`` as ``IndiSeek`` takes it."""
-    values = args.specific_input_dropout
-    if len(values) > 2:
-        raise SystemExit(f"--specific-input-dropout takes one or two probabilities, got {len(values)}.")
-    return values[0] if len(values) == 1 else {"rna": values[0], "protein": values[1]}
+def per_modality_options(args: argparse.Namespace) -> tuple[float | dict[str, float], float | dict[str, float]]:
+    """``--lambda`` and ``--specific-input-dropout`` as ``IndiSeek`` takes them."""
+    options = []
+    for flag, values in (("--lambda", args.lambda_), ("--specific-input-dropout", args.specific_input_dropout)):
+        if len(values) > 2:
+            raise SystemExit(f"{flag} takes one value or two (RNA, protein), got {len(values)}.")
+        options.append(values[0] if len(values) == 1 else {"rna": values[0], "protein": values[1]})
+    return options[0], options[1]
 
 
 def simulate(args: argparse.Namespace, seed: int, n_cells: int = 5000):

@@ -21,7 +21,7 @@ the seconds of the new fits (``fits_seconds``).
 programs are independent of the shared ones; ``--n-types`` must then be a multiple of the 5 lineages, e.g. 25).
 Appends one JSON line per fit to ``--out`` (refits with ``"refit": k``).
 
-Usage: ``python benchmarks/citeseq_comparison.py --method indiseek --seed 0 [--lambda 100] [--lr 3e-3]
+Usage: ``python benchmarks/citeseq_comparison.py --method indiseek --seed 0 [--lambda 300 [100]] [--lr 3e-3]
 [--n-pcs 50] [--n-hidden 50] [--n-layers 5] [--n-layers-shared 4] [--n-specific 50] [--input-dropout 0.3]
 [--specific-input-dropout 0 [0]]
 [--max-epochs 100] [--batch-size 64] [--club-estimator gaussian] [--refits 0] [--first-refit 0] [--accelerator auto]
@@ -39,14 +39,14 @@ import numpy as np
 import torch
 from _biology import (
     CODE_RULES,
-    add_dropout_argument,
+    add_per_modality_arguments,
     add_simulator_arguments,
-    dropout_option,
     equal_blocks,
     kmeans_ari,
     knn_accuracy,
     knn_fields,
     leaks,
+    per_modality_options,
     reference_inputs,
     simulate,
     simulator_fields,
@@ -63,7 +63,6 @@ from indiseek.defaults import CITESEQ
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", default="indiseek")
-    parser.add_argument("--lambda", dest="lambda_", type=float, default=CITESEQ.lambda_)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lr", type=float, default=CITESEQ.lr)
     parser.add_argument("--max-epochs", type=int, default=CITESEQ.max_epochs)
@@ -78,7 +77,7 @@ def main() -> None:
     parser.add_argument("--n-layers-estimator", type=int, default=CITESEQ.n_layers_estimator)
     parser.add_argument("--n-specific", type=int, default=CITESEQ.n_specific)
     parser.add_argument("--input-dropout", type=float, default=CITESEQ.input_dropout)
-    add_dropout_argument(parser)
+    add_per_modality_arguments(parser)
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument("--n-cells", type=int, default=5000)
     add_simulator_arguments(parser)
@@ -117,9 +116,9 @@ def main() -> None:
     rho_ref, _ = indiseek.tl.rank_correlation(mdata, score_key="t_ref", reference=truth)
 
     IndiSeek.setup_mudata(mdata)
-    dropout = dropout_option(args)
+    lambda_, dropout = per_modality_options(args)
     model = IndiSeek(
-        mdata, method=args.method, lambda_=args.lambda_, club_estimator=args.club_estimator, n_pcs=args.n_pcs,
+        mdata, method=args.method, lambda_=lambda_, club_estimator=args.club_estimator, n_pcs=args.n_pcs,
         n_hidden=args.n_hidden, n_layers=args.n_layers, n_layers_shared=args.n_layers_shared,
         n_layers_estimator=args.n_layers_estimator, activation=args.activation,
         n_specific=args.n_specific, input_dropout=args.input_dropout,
@@ -132,7 +131,7 @@ def main() -> None:
     )  # fmt: skip
     train_s = time.perf_counter() - start
     record |= {
-        "lambda": args.lambda_,
+        "lambda": lambda_,
         "lr": args.lr,
         "n_pcs": args.n_pcs,
         "n_hidden": args.n_hidden,
@@ -161,7 +160,7 @@ def main() -> None:
     for k in range(args.first_refit, args.first_refit + args.refits):
         start = time.perf_counter()
         model.sweep_lambda(
-            [args.lambda_], max_epochs=args.max_epochs, batch_size=args.batch_size, lr=args.lr,
+            [lambda_], max_epochs=args.max_epochs, batch_size=args.batch_size, lr=args.lr,
             n_estimator_steps=args.n_estimator_steps, seed=1000 + k, accelerator=args.accelerator,
             enable_progress_bar=False,
         )  # fmt: skip

@@ -13,8 +13,8 @@ the most frequent label. ``--method totalvi`` trains scvi-tools' TOTALVI with it
 measures its latent space the same way. Appends one JSON line per file and seed to ``--out``.
 
 Usage: ``python benchmarks/citeseq_real.py [--method indiseek|totalvi] [--input-dropout 0.3] [--n-layers 5]
-[--n-layers-shared 4] [--n-protein-pcs 50] [--lambda 10] [--club-estimator gaussian] [--specific-input-dropout 0 [0]]
-[--seeds 0 1 2]
+[--n-layers-shared 4] [--n-protein-pcs 50] [--lambda 300 [100]] [--club-estimator gaussian]
+[--specific-input-dropout 0 [0]] [--seeds 0 1 2]
 [--data ../shared/data/real] [--out benchmarks/results/citeseq_real.jsonl]``
 """
 
@@ -31,14 +31,14 @@ import numpy as np
 import torch
 from _biology import (
     CODE_RULES,
-    add_dropout_argument,
-    dropout_option,
+    add_per_modality_arguments,
     equal_blocks,
     kmeans_ari,
     knn_accuracy,
     knn_fields,
     leaks,
     model_settings,
+    per_modality_options,
     reference_inputs,
     totalvi_latent,
     versions,
@@ -73,7 +73,7 @@ def run(
     n_layers_shared: int = CITESEQ.n_layers_shared,
     n_protein_pcs: int | None = CITESEQ.n_protein_pcs,
     n_layers_estimator: int = CITESEQ.n_layers_estimator,
-    lambda_: float = CITESEQ.lambda_,
+    lambda_: float | dict[str, float] = CITESEQ.lambda_,
     club_estimator: str = CITESEQ.club_estimator,
     max_epochs: int | None = None,
     specific_input_dropout: float | dict[str, float] = CITESEQ.specific_input_dropout,
@@ -149,12 +149,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", default="indiseek", choices=["indiseek", "totalvi"])
     parser.add_argument("--input-dropout", type=float, default=CITESEQ.input_dropout)
-    add_dropout_argument(parser)
+    add_per_modality_arguments(parser)
     parser.add_argument("--n-layers", type=int, default=CITESEQ.n_layers)
     parser.add_argument("--n-layers-shared", type=int, default=CITESEQ.n_layers_shared)
     parser.add_argument("--n-protein-pcs", type=int, default=CITESEQ.n_protein_pcs)
     parser.add_argument("--n-layers-estimator", type=int, default=CITESEQ.n_layers_estimator)
-    parser.add_argument("--lambda", dest="lambda_", type=float, default=CITESEQ.lambda_)
     parser.add_argument("--club-estimator", default=CITESEQ.club_estimator)
     parser.add_argument("--max-epochs", type=int, default=None, help="default: the library's (IndiSeek.train)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -163,12 +162,12 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/citeseq_real.jsonl")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    lambda_, dropout = per_modality_options(args)
     for name in args.files:
         for seed in args.seeds:
             record = run(
                 name, args.data, seed, args.method, args.input_dropout, args.n_layers, args.n_layers_shared,
-                args.n_protein_pcs, args.n_layers_estimator, args.lambda_, args.club_estimator, args.max_epochs,
-                dropout_option(args),
+                args.n_protein_pcs, args.n_layers_estimator, lambda_, args.club_estimator, args.max_epochs, dropout,
             )  # fmt: skip
             with open(args.out, "a") as fh:
                 fh.write(json.dumps(record) + "\n")

@@ -119,3 +119,18 @@ def test_specific_input_dropout_per_modality_errors(small_mdata, value, match):
     IndiSeek.setup_mudata(mdata)
     with pytest.raises(ValueError, match=match):
         IndiSeek(mdata, specific_input_dropout=value)
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        ({"rna": 300.0}, r"^lambda_ has keys \['rna'\].*a missing one is not allowed"),
+        ({"rna": 300.0, "prot": 100.0}, r"^lambda_ has keys \['prot', 'rna'\]"),
+        ({"rna": 300.0, "protein": -1.0}, r"^lambda_\['protein'\] must be >= 0"),
+    ],
+)
+def test_lambda_per_modality_errors(small_mdata, value, match):
+    mdata = small_mdata.copy()
+    IndiSeek.setup_mudata(mdata)
+    with pytest.raises(ValueError, match=match):
+        IndiSeek(mdata, lambda_=value)

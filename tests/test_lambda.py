@@ -277,3 +277,27 @@ def test_write_specific_fits_writes_every_fit_and_keeps_the_model(small_mdata):
     clip.train(**FIT, enable_progress_bar=False)
     with pytest.raises(ValueError, match="clip"):
         clip.write_specific_fits(2)
+
+
+def test_lambda_per_modality_fits_each_stage_as_its_own_lambda_would(small_mdata, tmp_path):
+    """Each specific stage, in training and in more fits, is the one a single lambda gives; a save keeps both."""
+    specific = {}
+    for name, lambda_ in (("rna", 0.1), ("protein", 1000.0), ("both", {"rna": 0.1, "protein": 1000.0})):
+        mdata = small_mdata.copy()
+        IndiSeek.setup_mudata(mdata)
+        model = IndiSeek(mdata, **TINY, lambda_=lambda_)
+        model.train(**FIT, enable_progress_bar=False)
+        model.write_specific_fits(2, **FIT, enable_progress_bar=False)
+        specific[name] = {m: mdata.obsm[f"X_indiseek_specific_{m}_fits"] for m in ("rna", "protein")}
+    for m in ("rna", "protein"):
+        np.testing.assert_allclose(specific["both"][m], specific[m][m], atol=1e-4)
+        other = "protein" if m == "rna" else "rna"
+        assert not np.allclose(specific["both"][m], specific[other][m], atol=1e-2)
+    assert model.lambda_in_use == {"rna": 0.1, "protein": 1000.0}
+    model.save(tmp_path / "model")
+    loaded = IndiSeek.load(tmp_path / "model", mdata)
+    assert loaded.lambda_in_use == model.lambda_in_use
+    np.testing.assert_array_equal(
+        loaded.get_latent_representation(modality="protein", kind="specific"),
+        model.get_latent_representation(modality="protein", kind="specific"),
+    )

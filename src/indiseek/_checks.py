@@ -7,6 +7,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from indiseek._keys import MODALITIES
+
 
 def check_int(value: object, name: str, minimum: int, maximum: int | None = None, hint: str = "") -> int:
     """``value`` as an int in ``[minimum, maximum]``: a TypeError for a non-integer, a ValueError out of range."""
@@ -58,3 +60,19 @@ def check_bool(value: object, name: str) -> bool:
     if not isinstance(value, bool | np.bool_):
         raise TypeError(f"{name} must be True or False, got {value!r}.")
     return bool(value)
+
+
+def per_modality(value: object, name: str, missing: float | None = None) -> dict[str, object]:
+    """``value`` per modality: one value for both, or a dict by modality (``{"rna": .., "protein": ..}``).
+
+    A modality left out of a dict gets ``missing``; ``None``: both must be given (a ValueError otherwise, as for an
+    unknown key). The values themselves are not checked.
+    """
+    if not isinstance(value, dict):
+        return dict.fromkeys(MODALITIES, value)
+    unknown = sorted(set(value) - set(MODALITIES))
+    absent = [m for m in MODALITIES if m not in value]
+    if unknown or (absent and missing is None):
+        rule = "a missing one is " + (f"{missing:g}" if missing is not None else "not allowed")
+        raise ValueError(f"{name} has keys {sorted(value)}: use {list(MODALITIES)} ({rule}).")
+    return {m: value.get(m, missing) for m in MODALITIES}

@@ -22,9 +22,8 @@ from scvi.model._utils import parse_device_args, use_distributed_sampler
 from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
 
-from indiseek._checks import check_bool, check_int, check_real
+from indiseek._checks import check_bool, check_int, check_real, per_modality
 from indiseek._docs import dsp
-from indiseek._keys import MODALITIES
 from indiseek.defaults import CITESEQ
 from indiseek.module import IndiSeekModule, check_club_estimator, get_objective
 from indiseek.nn import check_activation
@@ -104,6 +103,7 @@ class IndiSeek(OutputsMixin, RefitMixin, BaseModelClass):
         then the same for every cell (on PBMC 5k, seed 0, ``Z_protein``); leaky units cannot die (see the
         documentation's results page).
     %(param_lambda)s
+        One per modality, ``{"rna": 300, "protein": 100}``, weights each specific stage's capture term on its own.
         ``"auto"``: :meth:`train` fits the shared stage once, then the specific stages over the paper's grid
         10^-3 .. 10^3 (:meth:`sweep_lambda`), and keeps the lambda :func:`~indiseek.tl.select_lambda` chooses
         without labels.
@@ -155,7 +155,7 @@ class IndiSeek(OutputsMixin, RefitMixin, BaseModelClass):
         n_layers_shared: int = CITESEQ.n_layers_shared,
         n_layers_estimator: int = CITESEQ.n_layers_estimator,
         activation: str = CITESEQ.activation,
-        lambda_: float | str = CITESEQ.lambda_,
+        lambda_: float | dict[str, float] | str = CITESEQ.lambda_,
         temperature: float = CITESEQ.temperature,
         learn_temperature: bool = CITESEQ.learn_temperature,
         input_dropout: float = CITESEQ.input_dropout,
@@ -185,19 +185,14 @@ class IndiSeek(OutputsMixin, RefitMixin, BaseModelClass):
                 raise ValueError("method='clip' has no specific stage, hence no lambda to choose.")
             params["lambda_"] = CITESEQ.lambda_  # the stages' weight until the sweep chooses one
         else:
-            check_real(lambda_, "lambda_", minimum=0)
+            for m, value in per_modality(lambda_, "lambda_").items():
+                check_real(value, f"lambda_[{m!r}]" if isinstance(lambda_, dict) else "lambda_", minimum=0)
         check_real(temperature, "temperature", minimum=0, strict=True)
         check_real(capture_temperature, "capture_temperature", minimum=0, strict=True)
         dropouts = {"input_dropout": input_dropout}
-        if isinstance(specific_input_dropout, dict):
-            unknown = sorted(set(specific_input_dropout) - set(MODALITIES))
-            if unknown:
-                raise ValueError(
-                    f"specific_input_dropout has keys {unknown}: use {list(MODALITIES)} (a missing one is 0)."
-                )
-            dropouts |= {f"specific_input_dropout[{m!r}]": p for m, p in specific_input_dropout.items()}
-        else:
-            dropouts["specific_input_dropout"] = specific_input_dropout
+        for m, value in per_modality(specific_input_dropout, "specific_input_dropout", missing=0.0).items():
+            dropouts[f"specific_input_dropout[{m!r}]" if isinstance(specific_input_dropout, dict) else
+                     "specific_input_dropout"] = value  # fmt: skip
         for name, value in dropouts.items():
             check_real(value, name, minimum=0)
             if value >= 1:

@@ -11,7 +11,7 @@ import scvi
 import torch
 from scvi.dataloaders import DataSplitter
 
-from indiseek._checks import check_int, check_real
+from indiseek._checks import check_int, check_real, per_modality
 from indiseek._keys import MODALITIES, fits_key
 from indiseek.defaults import CITESEQ
 from indiseek.module import LambdaStack
@@ -34,10 +34,10 @@ def _specific_state(module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items() if k.startswith(keep)}
 
 
-def set_lambda(module, lambda_: float) -> None:
-    """Set the capture weight of both specific stages."""
-    for stage in module.specific.values():
-        stage.lambda_ = float(lambda_)
+def set_lambda(module, lambda_: float | dict[str, float]) -> None:
+    """Set the capture weight of both specific stages: one for both, or one per modality."""
+    for m, value in per_modality(lambda_, "lambda_").items():
+        module.specific[m].lambda_ = float(value)
 
 
 def check_lambdas(lambdas: Sequence[float]) -> list[float]:
@@ -48,7 +48,7 @@ def check_lambdas(lambdas: Sequence[float]) -> list[float]:
 
 
 def _fit_copies(
-    model: IndiSeek, lambdas: Sequence[float], seeds: Sequence[int], stage: str, settings: dict
+    model: IndiSeek, lambdas: Sequence[float | dict[str, float]], seeds: Sequence[int], stage: str, settings: dict
 ) -> tuple[LambdaStack, DataSplitter]:
     """Fit copies of the specific stages side by side on the trained shared stage, each ending with its epoch of
     lowest validation loss after :meth:`IndiSeek.train`'s budget; the model's own networks are not changed.
@@ -76,7 +76,9 @@ def _fit_copies(
     return stack, splitter
 
 
-def _load_copy(model: IndiSeek, stack: LambdaStack, index: int, lambda_: float, train_idx, batch_size: int) -> None:
+def _load_copy(
+    model: IndiSeek, stack: LambdaStack, index: int, lambda_: float | dict[str, float], train_idx, batch_size: int
+) -> None:
     """Make copy ``index`` of ``stack`` the model's specific stages, with its own feature scales and weights."""
     module = model.module
     module.load_state_dict(stack.copy_state(index), strict=False)
@@ -85,7 +87,7 @@ def _load_copy(model: IndiSeek, stack: LambdaStack, index: int, lambda_: float, 
     model._fit_embedding_scale(train_idx, batch_size)
     bad = non_finite(module.state_dict())
     if bad:
-        raise FloatingPointError(f"lambda={lambda_:g} left NaN or infinite values in {bad[0]}: try a smaller lr.")
+        raise FloatingPointError(f"lambda={lambda_} left NaN or infinite values in {bad[0]}: try a smaller lr.")
     model.is_trained_ = True
 
 
@@ -306,8 +308,11 @@ class RefitMixin:
         return restore
 
     @property
-    def lambda_in_use(self) -> float | None:
-        """The capture weight of the specific stages in use (``None`` for CLIP or before training)."""
+    def lambda_in_use(self) -> float | dict[str, float] | None:
+        """The capture weight of the specific stages in use: one number, or one per modality where they differ
+        (``None`` for CLIP or before training).
+        """
         if self.module is None or self.module.specific is None:
             return None
-        return float(self.module.specific["rna"].lambda_)
+        lambdas = {m: float(stage.lambda_) for m, stage in self.module.specific.items()}
+        return lambdas["rna"] if len(set(lambdas.values())) == 1 else lambdas

@@ -7,6 +7,7 @@ from scvi import REGISTRY_KEYS
 from scvi.module.base import LossOutput
 from torch import nn
 
+from indiseek._checks import per_modality
 from indiseek._keys import MODALITIES
 
 from ._inputs import ProteinInputs, RNAInputs
@@ -37,7 +38,8 @@ class IndiSeekModule(SpecificStages):
         Output dimensions of the shared and specific features; width of every network and depth of the specific
         stages' networks.
     lambda_
-        Weight of the capture term of the specific stage.
+        Weight of the capture term of the specific stages: one for both, or one per modality
+        (``{"rna": a, "protein": b}``).
     temperature, learn_temperature, input_dropout
         CLIP temperature of the shared stage, whether it is learned, and the shared stage's input dropout (see
         :class:`~indiseek.module.SharedModule`).
@@ -68,7 +70,7 @@ class IndiSeekModule(SpecificStages):
         n_specific: int,
         n_hidden: int,
         n_layers: int,
-        lambda_: float,
+        lambda_: float | dict[str, float],
         temperature: float,
         learn_temperature: bool,
         capture_temperature: float,
@@ -95,11 +97,8 @@ class IndiSeekModule(SpecificStages):
             activation,
         )  # fmt: skip
         objective = get_objective(method)
-        dropout = (
-            specific_input_dropout
-            if isinstance(specific_input_dropout, dict)
-            else dict.fromkeys(MODALITIES, specific_input_dropout)
-        )
+        lambdas = per_modality(lambda_, "lambda_")
+        dropout = per_modality(specific_input_dropout, "specific_input_dropout", missing=0.0)
         self.specific = None
         if objective is not None:
             self.specific = nn.ModuleDict(
@@ -109,7 +108,7 @@ class IndiSeekModule(SpecificStages):
                         n_shared,
                         n_specific,
                         objective,
-                        lambda_,
+                        lambdas[modality],
                         n_hidden,
                         n_layers,
                         capture_temperature,
@@ -117,7 +116,7 @@ class IndiSeekModule(SpecificStages):
                         club_estimator,
                         n_layers_estimator,
                         activation,
-                        dropout.get(modality, 0.0),
+                        dropout[modality],
                     )  # fmt: skip
                     for modality in MODALITIES
                 }

@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from indiseek._checks import per_modality
+
 from ._specific import SpecificInputs, SpecificModule, SpecificStages
 
 _PREFIX = "stage."
@@ -149,15 +151,18 @@ class LambdaStack(SpecificStages):
     module
         A trained module with specific stages (:class:`~indiseek.module.IndiSeekModule`); not changed.
     lambdas
-        The capture weights.
+        The capture weight of each copy: one for both modalities, or one per modality (``{"rna": a, "protein": b}``).
     seeds
         Seed of each copy's initialisation (:class:`StackedStage`).
     """
 
-    def __init__(self, module: nn.Module, lambdas: Sequence[float], seeds: Sequence[int]):
+    def __init__(self, module: nn.Module, lambdas: Sequence[float | dict[str, float]], seeds: Sequence[int]):
         super().__init__()
         self.base = module
-        self.specific = nn.ModuleDict({m: StackedStage(s, lambdas, seeds) for m, s in module.specific.items()})
+        per_copy = [per_modality(v, "lambdas") for v in lambdas]
+        self.specific = nn.ModuleDict(
+            {m: StackedStage(s, [v[m] for v in per_copy], seeds) for m, s in module.specific.items()}
+        )
 
     @property
     def shared(self) -> nn.Module:
