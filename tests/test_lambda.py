@@ -280,7 +280,8 @@ def test_write_specific_fits_writes_every_fit_and_keeps_the_model(small_mdata):
 
 
 def test_lambda_per_modality_fits_each_stage_as_its_own_lambda_would(small_mdata, tmp_path):
-    """Each specific stage, in training and in more fits, is the one a single lambda gives; a save keeps both."""
+    """Each specific stage, in training (for the same epochs) and in more fits, is the one a single lambda gives; a
+    save keeps both."""
     specific = {}
     for name, lambda_ in (("rna", 0.1), ("protein", 1000.0), ("both", {"rna": 0.1, "protein": 1000.0})):
         mdata = small_mdata.copy()

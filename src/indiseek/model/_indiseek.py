@@ -103,7 +103,8 @@ class IndiSeek(OutputsMixin, RefitMixin, BaseModelClass):
         then the same for every cell (on PBMC 5k, seed 0, ``Z_protein``); leaky units cannot die (see the
         documentation's results page).
     %(param_lambda)s
-        One per modality, ``{"rna": 300, "protein": 100}``, weights each specific stage's capture term on its own.
+        One per modality, ``{"rna": 300, "protein": 100}``, weights each specific stage's capture term on its own
+        (the specific stages still stop early together, on the sum of their validation losses).
         ``"auto"``: :meth:`train` fits the shared stage once, then the specific stages over the paper's grid
         10^-3 .. 10^3 (:meth:`sweep_lambda`), and keeps the lambda :func:`~indiseek.tl.select_lambda` chooses
         without labels.
