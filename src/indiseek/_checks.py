@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -62,17 +62,25 @@ def check_bool(value: object, name: str) -> bool:
     return bool(value)
 
 
-def per_modality(value: object, name: str, missing: float | None = None) -> dict[str, object]:
+def per_modality(
+    value: object, name: str, missing: float | None = None, check: Callable[[object, str], object] | None = None
+) -> dict[str, object]:
     """``value`` per modality: one value for both, or a dict by modality (``{"rna": .., "protein": ..}``).
 
     A modality left out of a dict gets ``missing``; ``None``: both must be given (a ValueError otherwise, as for an
-    unknown key). The values themselves are not checked.
+    unknown key). ``check(value, label)``, if given, checks each value given, labelled ``name`` or
+    ``name['<modality>']``.
     """
     if not isinstance(value, dict):
+        if check is not None:
+            check(value, name)
         return dict.fromkeys(MODALITIES, value)
     unknown = sorted(set(value) - set(MODALITIES))
     absent = [m for m in MODALITIES if m not in value]
     if unknown or (absent and missing is None):
         rule = "a missing one is " + (f"{missing:g}" if missing is not None else "not allowed")
         raise ValueError(f"{name} has keys {sorted(value)}: use {list(MODALITIES)} ({rule}).")
+    if check is not None:
+        for m, v in value.items():
+            check(v, f"{name}[{m!r}]")
     return {m: value.get(m, missing) for m in MODALITIES}

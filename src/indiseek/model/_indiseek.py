@@ -59,6 +59,12 @@ def _warn_if_constant(module: IndiSeekModule) -> None:
 
 
 @dsp.dedent
+def _check_dropout(value: object, name: str) -> None:
+    """A probability of dropping a feature: in [0, 1)."""
+    if check_real(value, name, minimum=0) >= 1:
+        raise ValueError(f"{name} must be below 1 (a probability of dropping a feature), got {value}.")
+
+
 class IndiSeek(OutputsMixin, RefitMixin, BaseModelClass):
     """Shared and modality-specific representations of paired RNA and protein (CITE-seq) measurements.
 
@@ -186,18 +192,11 @@ class IndiSeek(OutputsMixin, RefitMixin, BaseModelClass):
                 raise ValueError("method='clip' has no specific stage, hence no lambda to choose.")
             params["lambda_"] = CITESEQ.lambda_  # the stages' weight until the sweep chooses one
         else:
-            for m, value in per_modality(lambda_, "lambda_").items():
-                check_real(value, f"lambda_[{m!r}]" if isinstance(lambda_, dict) else "lambda_", minimum=0)
+            per_modality(lambda_, "lambda_", check=lambda value, name: check_real(value, name, minimum=0))
         check_real(temperature, "temperature", minimum=0, strict=True)
         check_real(capture_temperature, "capture_temperature", minimum=0, strict=True)
-        dropouts = {"input_dropout": input_dropout}
-        for m, value in per_modality(specific_input_dropout, "specific_input_dropout", missing=0.0).items():
-            dropouts[f"specific_input_dropout[{m!r}]" if isinstance(specific_input_dropout, dict) else
-                     "specific_input_dropout"] = value  # fmt: skip
-        for name, value in dropouts.items():
-            check_real(value, name, minimum=0)
-            if value >= 1:
-                raise ValueError(f"{name} must be below 1 (a probability of dropping a feature), got {value}.")
+        _check_dropout(input_dropout, "input_dropout")
+        per_modality(specific_input_dropout, "specific_input_dropout", missing=0.0, check=_check_dropout)
         check_bool(learn_temperature, "learn_temperature")
         check_bool(club_sample, "club_sample")
         check_club_estimator(club_estimator)
