@@ -279,6 +279,22 @@ def test_write_specific_fits_writes_every_fit_and_keeps_the_model(small_mdata):
         clip.write_specific_fits(2)
 
 
+def test_lambda_per_modality_each_stage_stops_early_as_its_own_lambda_would(small_mdata):
+    """Each specific stage stops on its own validation loss: the other modality's lambda, which trains its stage
+    longer, leaves it as a single lambda leaves it."""
+    specific, epochs = {}, {}
+    for name, lambda_ in (("rna", 0.1), ("protein", 1000.0), ("both", {"rna": 0.1, "protein": 1000.0})):
+        mdata = small_mdata.copy()
+        IndiSeek.setup_mudata(mdata)
+        model = IndiSeek(mdata, **TINY, lambda_=lambda_)
+        model.train(**{**FIT, "max_epochs": 40}, lr=1e-2, early_stopping_patience=3, enable_progress_bar=False)
+        specific[name] = {m: model.get_latent_representation(modality=m, kind="specific") for m in ("rna", "protein")}
+        epochs[name] = model.epochs_trained["specific"]
+    assert epochs["rna"] < epochs["both"]  # at lambda 0.1 both stages stop early; at 1000 the protein stage goes on
+    for m in ("rna", "protein"):
+        np.testing.assert_allclose(specific["both"][m], specific[m][m], atol=1e-5)
+
+
 def test_lambda_per_modality_fits_each_stage_as_its_own_lambda_would(small_mdata, tmp_path):
     """Each specific stage, in training (for the same epochs) and in more fits, is the one a single lambda gives; a
     save keeps both."""

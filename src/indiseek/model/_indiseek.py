@@ -110,7 +110,8 @@ class IndiSeek(OutputsMixin, RefitMixin, BaseModelClass):
         documentation's results page).
     %(param_lambda)s
         One per modality, ``{"rna": 300, "protein": 100}``, weights each specific stage's capture term on its own
-        (the specific stages still stop early together, on the sum of their validation losses).
+        (each stage also stops early on its own loss, so one modality's weight leaves the other's features as
+        they are).
         ``"auto"``: :meth:`train` fits the shared stage once, then the specific stages over the paper's grid
         10^-3 .. 10^3 (:meth:`sweep_lambda`), and keeps the lambda :func:`~indiseek.tl.select_lambda` chooses
         without labels.
@@ -398,10 +399,12 @@ class IndiSeek(OutputsMixin, RefitMixin, BaseModelClass):
             Cells per minibatch (paper: 128); the last, partial training batch of each epoch is dropped, since the
             contrastive terms compare each cell with the rest of its batch.
         early_stopping, early_stopping_patience
-            Stop a stage when its ``validation_loss`` has not improved for this many epochs (needs validation
-            cells). Whenever cells are validated, each stage ends with the weights of its epoch of lowest validation
+            Stop a stage when its validation loss has not improved for this many epochs (needs validation cells).
+            Each modality's specific stage stops on its own loss (after the minimum steps), and keeps its best epoch
+            until then, so it ends as it would trained alone; the specific stage ends when every modality has
+            stopped. Whenever cells are validated, each stage ends with the weights of its epoch of lowest validation
             loss (the specific stage: each modality's own) rather than its last; ``plan_kwargs={"restore_best":
-            False}`` keeps the last.
+            False}`` keeps the last. ``early_stopping_min_delta`` (in ``trainer_kwargs``) serves both stages.
         check_val_every_n_epoch
             Validate every this many epochs (default: every epoch with early stopping, else never).
         %(param_estimator)s
@@ -463,8 +466,9 @@ class IndiSeek(OutputsMixin, RefitMixin, BaseModelClass):
             self.module = self._build_module(splitter.train_idx)
             self.train_times_ = {"inputs": time.perf_counter() - start}
             self.is_trained_, self.history_ = False, None
+            stop_early = early_stopping and splitter.n_val > 0
             trainer_kwargs = {
-                "early_stopping": early_stopping and splitter.n_val > 0,
+                "early_stopping": stop_early,
                 "early_stopping_monitor": "validation_loss",
                 "early_stopping_patience": early_stopping_patience,
                 "check_val_every_n_epoch": check_val_every_n_epoch,
@@ -472,18 +476,25 @@ class IndiSeek(OutputsMixin, RefitMixin, BaseModelClass):
             }
             callbacks = trainer_kwargs.pop("callbacks", None) or []
             plans = {"shared": SharedTrainingPlan(self.module, **plan_kwargs)}
+            # each modality's specific stage stops on its own loss, in the plan, rather than on their sum
+            specific_kwargs = {"early_stopping": False}
             if self.module.specific is not None and not self.lambda_auto:
                 plans["specific"] = SpecificTrainingPlan(
-                    self.module, estimator_lr=estimator_lr, n_estimator_steps=n_estimator_steps, **plan_kwargs
-                )
+                    self.module, estimator_lr=estimator_lr, n_estimator_steps=n_estimator_steps,
+                    early_stopping_patience=early_stopping_patience if stop_early else None,
+                    early_stopping_min_delta=trainer_kwargs.get("early_stopping_min_delta", 0.0), **plan_kwargs,
+                )  # fmt: skip
+                if stop_early and check_val_every_n_epoch is None:
+                    specific_kwargs["check_val_every_n_epoch"] = 1
+                if min_steps:
+                    specific_kwargs["min_steps"] = min_steps
             history = {}
             for stage, plan in plans.items():
                 if resume_stage == "specific" and stage == "shared":
                     continue  # the checkpoint holds the trained shared stage
-                steps = {"min_steps": min_steps} if stage == "specific" and min_steps else {}
                 history |= self._run_stage(
                     stage, plan, splitter, epochs[stage], accelerator, devices,
-                    {**steps, **trainer_kwargs, "callbacks": callbacks},
+                    {**trainer_kwargs, **(specific_kwargs if stage == "specific" else {}), "callbacks": callbacks},
                     ckpt_path=ckpt_path if stage == resume_stage else None,
                 )  # fmt: skip
             self.module.eval()

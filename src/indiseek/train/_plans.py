@@ -8,6 +8,7 @@ its own optimiser (the order of CLUB's reference code). Neither optimiser ever s
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Literal
 
@@ -16,6 +17,8 @@ from scvi.module.base import LossOutput
 from scvi.train import TrainingPlan
 
 from indiseek.module import encoder_parameters, estimator_parameters
+
+logger = logging.getLogger(__name__)
 
 #: Lightning's precision settings without loss scaling or casting.
 _FULL_PRECISION = ("32-true", "64-true", "32", "64")
@@ -49,6 +52,12 @@ class _Plan(TrainingPlan):
         With validation cells, end the stage with the weights of each part's (see :meth:`restorable`) epoch of
         lowest validation loss rather than those of its last epoch; with the trainer's ``min_steps``, among the
         epochs that end after them (as early stopping waits for them).
+    early_stopping_patience, early_stopping_min_delta
+        If a patience is given (and cells are validated), each part stops on its own: once its validation loss has
+        not improved by more than ``early_stopping_min_delta`` for ``early_stopping_patience`` validations after
+        ``min_steps``, its best epoch so far is final (later epochs no longer change what it keeps), and the stage
+        ends when every part has stopped. Each part then ends as it would trained alone. Pass the trainer's own
+        ``early_stopping=False`` with it.
     **kwargs
         Further arguments of :class:`scvi.train.TrainingPlan` (``reduce_lr_on_plateau``, ``lr_patience``, ...).
     """
@@ -64,6 +73,8 @@ class _Plan(TrainingPlan):
         eps: float = 1e-8,
         lr_scheduler_metric: str = "validation_loss",
         restore_best: bool = True,
+        early_stopping_patience: int | None = None,
+        early_stopping_min_delta: float = 0.0,
         **kwargs,
     ):
         check_optimizer(optimizer, weight_decay)
@@ -73,8 +84,11 @@ class _Plan(TrainingPlan):
         )  # fmt: skip
         self.stage = stage
         self.restore_best = restore_best
+        self.early_stopping_patience = early_stopping_patience
+        self.early_stopping_min_delta = early_stopping_min_delta
         self._sums: dict[str, dict] = {}
         self._best: dict[str, tuple[float, dict]] = {}
+        self._wait: dict[str, tuple[float, int]] = {}  # per part: the loss to beat, validations without beating it
 
     def _optimizer_creator_fn(self, optimizer_cls: type[torch.optim.Optimizer]):
         """scvi-tools' optimiser, in its multi-tensor form also on CPU (same numbers, fewer kernel calls)."""
@@ -106,14 +120,32 @@ class _Plan(TrainingPlan):
         return {}
 
     def on_validation_epoch_end(self) -> None:
-        """Log the validation epoch's means; with ``restore_best``, keep each part's weights of its best epoch."""
+        """Log the validation epoch's means; keep each part's best epoch, and stop the parts that stopped improving."""
         self._flush("validation")
-        if not self.restore_best or self.trainer.global_step < (self.trainer.min_steps or 0):
+        patience = self.early_stopping_patience
+        if not (self.restore_best or patience) or self.trainer.global_step < (self.trainer.min_steps or 0):
             return
-        for name, (key, part) in self.restorable().items():
+        parts = self.restorable()
+        for name, (key, part) in parts.items():
             loss = self.trainer.callback_metrics.get(key)
-            if loss is not None and (name not in self._best or float(loss) < self._best[name][0]):
-                self._best[name] = (float(loss), {k: v.detach().clone() for k, v in part.state_dict().items()})
+            if loss is None or self.stopped(name):
+                continue
+            loss = float(loss)
+            if self.restore_best and (name not in self._best or loss < self._best[name][0]):
+                self._best[name] = (loss, {k: v.detach().clone() for k, v in part.state_dict().items()})
+            reference, wait = self._wait.get(name, (math.inf, 0))
+            improved = loss < reference - self.early_stopping_min_delta
+            self._wait[name] = (loss, 0) if improved else (reference, wait + 1)
+            if self.stopped(name):
+                logger.info("%s stage: %s stops, its validation loss not improved for %d epochs.", self.stage,
+                            name, patience)  # fmt: skip
+        if patience and parts and all(self.stopped(name) for name in parts):
+            self.trainer.should_stop = True
+
+    def stopped(self, name: str) -> bool:
+        """Whether part ``name`` has stopped improving (see ``early_stopping_patience``)."""
+        patience = self.early_stopping_patience
+        return bool(patience) and self._wait.get(name, (0, 0))[1] >= patience
 
     def on_train_end(self) -> None:
         """Restore each part's weights of its best validation epoch (nothing without validation)."""
@@ -125,10 +157,12 @@ class _Plan(TrainingPlan):
         """Record the stage, so that :meth:`indiseek.IndiSeek.train` knows where to resume, and the best weights."""
         checkpoint["indiseek_stage"] = self.stage
         checkpoint["indiseek_best"] = self._best
+        checkpoint["indiseek_wait"] = self._wait
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Resume with the best weights of the epochs before the checkpoint."""
+        """Resume with the best weights, and the epochs without improvement, of the epochs before the checkpoint."""
         self._best = checkpoint.get("indiseek_best", {})
+        self._wait = checkpoint.get("indiseek_wait", {})
 
     def on_train_epoch_end(self) -> None:
         """Log the epoch's means; stop with an error naming the stage as soon as the training loss is not finite."""
@@ -181,7 +215,8 @@ class SpecificTrainingPlan(_Plan):
 
     With ``restore_best`` (default) and validation cells, each modality's stage ends with the weights (encoder,
     decoder, estimator) of its epoch of lowest validation loss after ``min_steps`` (the results page: "The specific
-    stage keeps its best epoch").
+    stage keeps its best epoch"); with ``early_stopping_patience`` each also stops on that loss, so that it ends as
+    it would trained alone.
 
     Parameters
     ----------
