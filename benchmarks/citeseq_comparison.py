@@ -148,6 +148,7 @@ def main() -> None:
         "batch_size": args.batch_size,
         "stack": "lightning",
         "epochs_run": model.epochs_trained,
+        "specific_stopping": "per modality",  # each specific stage stops on its own loss
         "rho_truth_reference_inputs": round(rho_ref, 3),
         "ari_reference": ari_ref,
     }

@@ -128,6 +128,7 @@ def run(
         "defaults": model_settings(model),
         "max_epochs": max_epochs,
         "epochs_run": model.epochs_trained,
+        "specific_stopping": "per modality",  # each specific stage stops on its own loss
         "rho_theta_vs_wnn": round(rho, 3),
         "theta_separation": {k: round(v, 3) for k, v in separation.items()},
         "rho_reference_inputs_vs_wnn": round(rho_ref, 3),
