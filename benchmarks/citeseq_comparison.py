@@ -117,6 +117,8 @@ def main() -> None:
 
     IndiSeek.setup_mudata(mdata)
     lambda_, dropout = per_modality_options(args)
+    if args.refits and isinstance(lambda_, dict):
+        raise SystemExit("--refits refits at one lambda for both specific stages (sweep_lambda): pass --lambda L.")
     model = IndiSeek(
         mdata, method=args.method, lambda_=lambda_, club_estimator=args.club_estimator, n_pcs=args.n_pcs,
         n_hidden=args.n_hidden, n_layers=args.n_layers, n_layers_shared=args.n_layers_shared,

@@ -44,6 +44,7 @@ from scipy.stats import spearmanr
 import indiseek
 from indiseek import IndiSeek
 from indiseek._keys import fits_key
+from indiseek.defaults import CITESEQ
 
 
 def rho(a: pd.Series, b: pd.Series) -> float:
@@ -164,6 +165,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/real"))
     parser.add_argument("--out", default="benchmarks/results/theta_reliability.jsonl")
     args = parser.parse_args()
+    if args.specific_epochs and isinstance(CITESEQ.lambda_, dict):
+        parser.error("--specific-epochs refits at one lambda for both specific stages (sweep_lambda), not a pair.")
     torch.set_num_threads(1)
     for name in args.files:
         start = time.perf_counter()

@@ -1,7 +1,7 @@
 """The default run keeps the biology (slow): seed 0 of the simulator, 5,000 cells, the `indiseek run` budget.
 
-Measured on this configuration (docs/results.md, one thread, batch 64, CLUB's ridge estimator at lambda 300, 300
-epochs per stage, leaky ReLUs, each specific block weighted in `X_indiseek` by what it adds to its shared block, each
+Measured on this configuration (docs/results.md, one thread, batch 64, CLUB's ridge estimator at lambda 200 on the RNA
+side and 300 on the protein side, each specific stage stopping early on its own loss, 300 epochs per stage, leaky ReLUs, each specific block weighted in `X_indiseek` by what it adds to its shared block, each
 stage's best validation epoch kept, the specific stage receiving the shared encoders' directions): kNN accuracy of
 level-2 types from `X_indiseek` 1.06x the no-learning reference's, from (Z_rna, C_rna) 1.00x the RNA principal
 components', k-means ARI 1.16x the reference's, Spearman's rho of theta against the true RNA specificity 0.821 (theta

@@ -13,16 +13,20 @@ from indiseek.defaults import CITESEQ
 
 
 def test_run_trains_and_saves(tmp_path):
-    """Without labels (here: an absent label key) the job trains, saves and reports timings only."""
+    """Without labels (here: an absent label key) the job trains, saves and reports timings only; two lambdas are
+    the RNA one and the protein one."""
     out = tmp_path / "out"
-    args = ["run", "--n-cells", "300", "--max-epochs", "1", "--label-key", "absent", "--out", str(out), "--quiet"]
+    args = ["run", "--n-cells", "300", "--max-epochs", "1", "--label-key", "absent", "--lambda", "5", "50", "--out",
+            str(out), "--quiet"]  # fmt: skip
     assert main(args) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["n_cells"] == 300 and report["methods"]["indiseek"]["epochs"]["shared"] == 1
+    assert report["lambda"] == {"rna": 5.0, "protein": 50.0}
     assert "spearman_theta_vs_wnn" not in report
     result = md.read_h5mu(out / "result.h5mu")
     assert result.obsm["X_indiseek_specific_rna"].shape == (300, 50)
     model = IndiSeek.load(out / "model", result)
+    assert model.lambda_in_use == {"rna": 5.0, "protein": 50.0}
     np.testing.assert_allclose(model.get_latent_representation(), result.obsm["X_indiseek"], rtol=1e-5, atol=1e-6)
 
 
@@ -128,6 +132,8 @@ SIMULATE = ["simulate", "--setting", "1", "--n", "300", "--runs", "1", "--max-ep
 BAD_ARGUMENTS = {
     "run_negative_lambda": ([*RUN, "--lambda", "-1"], "--lambda"),
     "run_nan_lambda": ([*RUN, "--lambda", "nan"], "--lambda"),
+    "run_three_lambdas": ([*RUN, "--lambda", "1", "2", "3"], "--lambda"),
+    "run_auto_and_a_lambda": ([*RUN, "--lambda", "auto", "2"], "--lambda"),
     "run_negative_epochs": ([*RUN, "--max-epochs", "-1"], "--max-epochs"),
     "run_zero_lr": ([*RUN, "--lr", "0"], "--lr"),
     "run_too_few_cells": ([*RUN, "--n-cells", "10"], "--n-cells"),

@@ -260,7 +260,9 @@ def test_write_specific_fits_writes_every_fit_and_keeps_the_model(small_mdata):
         np.testing.assert_array_equal(fits[:, 0], own[m])  # the model's own fit first
         assert not np.allclose(fits[:, 1], fits[:, 2], atol=1e-2)  # the new fits start apart
         np.testing.assert_array_equal(model.get_latent_representation(modality=m, kind="specific"), own[m])
-    assert model.train_times_["fits"] > 0 and model.lambda_in_use == model.module.specific["rna"].lambda_
+    assert model.train_times_["fits"] > 0 and model.lambda_in_use == {
+        m: s.lambda_ for m, s in model.module.specific.items()
+    }
     indiseek.tl.theta_scores(
         mdata, rna_key="X_indiseek_specific_rna_fits", protein_key="X_indiseek_specific_protein_fits"
     )

@@ -7,8 +7,8 @@ from docrep import DocstringProcessor
 _lambda = """\
 lambda_
     Weight of the capture term: small values favour independence from the shared features, large values
-    completeness (paper: 0.1 in the simulations, 10 on CITE-seq; the package: 300 on CITE-seq, with CLUB's ridge
-    estimator)."""
+    completeness (paper: 0.1 in the simulations, 10 on CITE-seq; the package: 200 for the RNA stage and 300 for the
+    protein stage on CITE-seq, with CLUB's ridge estimator)."""
 
 _network = """\
 n_hidden, n_layers

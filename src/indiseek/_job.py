@@ -9,7 +9,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from . import pl, tl
-from ._checks import check_choice, check_int, check_real
+from ._checks import check_choice, check_int, check_real, per_modality
 from ._keys import INPUTS_KEY, SIMULATION_KEY, diagnostics_key, embedding_key, fits_key, theta_key, wnn_keys
 from .defaults import CITESEQ
 from .model import IndiSeek
@@ -26,7 +26,7 @@ def _timed(times: dict[str, float], name: str, fn, *args, **kwargs):
     return out
 
 
-def train_method(mdata, method: str, lambda_: float, train_kwargs: dict) -> IndiSeek:
+def train_method(mdata, method: str, lambda_: float | dict[str, float] | str, train_kwargs: dict) -> IndiSeek:
     """Train one method on registered ``mdata`` and write its embeddings into ``mdata.obsm``."""
     model = IndiSeek(mdata, method=method, lambda_=lambda_)
     model.train(**train_kwargs)
@@ -90,7 +90,7 @@ def run_job(
     mdata,
     out: Path,
     method: str = "indiseek",
-    lambda_: float | str = CITESEQ.lambda_,
+    lambda_: float | dict[str, float] | str = CITESEQ.lambda_,
     compare: bool = False,
     label_key: str = "celltype.l2",
     level1_key: str | None = "celltype.l1",
@@ -116,7 +116,7 @@ def run_job(
     check_choice(method, "method", METHODS)
     check_int(theta_fits, "theta_fits", 1)
     if lambda_ != "auto":
-        check_real(lambda_, "lambda_", minimum=0)
+        per_modality(lambda_, "lambda_", check=lambda value, name: check_real(value, name, minimum=0))
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a directory: choose another output directory.")
     out.mkdir(parents=True, exist_ok=True)

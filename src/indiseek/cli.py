@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
+from indiseek._keys import MODALITIES
 from indiseek.defaults import CITESEQ, SIMULATION
 from indiseek.module import CLUB_ESTIMATORS, METHODS
 from indiseek.train import OPTIMIZERS
@@ -74,6 +75,16 @@ def _lambda_or_auto(text: str) -> float | str:
     return "auto" if text.strip().lower() == "auto" else _non_negative(text)
 
 
+class _LambdaAction(argparse.Action):
+    """``--lambda``: ``auto``, one weight for both specific stages, or the RNA one and the protein one."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if len(values) > len(MODALITIES) or ("auto" in values and len(values) > 1):
+            shown = " ".join(str(v) for v in values)
+            parser.error(f"{option_string} takes 'auto', one weight, or two (RNA, then protein), got {shown}.")
+        setattr(namespace, self.dest, values[0] if len(values) == 1 else dict(zip(MODALITIES, values, strict=True)))
+
+
 def _lambda_list(text: str) -> list[float]:
     items = [x.strip() for x in text.split(",")]
     if not all(items):
@@ -125,8 +136,12 @@ def _parser() -> argparse.ArgumentParser:
         "--lambda",
         dest="lambda_",
         type=_lambda_or_auto,
+        nargs="+",
+        action=_LambdaAction,
         default=CITESEQ.lambda_,
-        help="Weight of the capture term, or 'auto' to choose it without labels over 10^-3 .. 10^3.",
+        metavar="LAMBDA",
+        help="Weight of the capture term: one for both specific stages, or the RNA one and the protein one "
+        "(default: 200 300); 'auto' chooses one without labels over 10^-3 .. 10^3.",
     )
     run.add_argument(
         "--max-epochs",
