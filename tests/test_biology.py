@@ -1,15 +1,17 @@
 """The default run keeps the biology (slow): seed 0 of the simulator, 5,000 cells, the `indiseek run` budget.
 
 Measured on this configuration (docs/results.md, one thread, batch 64, CLUB's ridge estimator at lambda 200 on the RNA
-side and 300 on the protein side, each specific stage stopping early on its own loss, 300 epochs per stage, leaky ReLUs, each specific block weighted in `X_indiseek` by what it adds to its shared block, each
-stage's best validation epoch kept, the specific stage receiving the shared encoders' directions): kNN accuracy of
+side and 300 on the protein side, each specific stage stopping early on its own loss, 300 epochs per stage, leaky
+ReLUs, each specific block weighted in `X_indiseek` by what it adds to its shared block, each stage's best validation
+epoch kept, the specific stage receiving the shared encoders' directions): kNN accuracy of
 level-2 types from `X_indiseek` 1.06x the no-learning reference's, from (Z_rna, C_rna) 1.00x the RNA principal
-components', k-means ARI 1.16x the reference's, Spearman's rho of theta against the true RNA specificity 0.821 (theta
-on the inputs: 0.835; averaged over five fits of the specific stages, the model's and four more seeded 1, 0.883),
-held-out R^2 of the other modality's shared features from Z 0.01 (RNA) and 0.04 (protein), against 0.39 and 0.29 for
+components', k-means ARI 1.21x the reference's, Spearman's rho of theta against the true RNA specificity 0.860 (theta
+on the inputs: 0.835; averaged over five fits of the specific stages, the model's and four more seeded 1, 0.884),
+held-out R^2 of the other modality's shared features from Z 0.02 (RNA) and 0.04 (protein), against 0.39 and 0.29 for
 the simulator's own specific programs (a level-2 type's specific programs reveal its lineage). Over seeds 0-4 the same
-run gives kNN 1.06x-1.12x, ARI 0.88x-1.38x, rho 0.786-0.857 (over five fits 0.862-0.891, above the inputs' 0.825-0.849
-on every seed) and R^2 at most 0.06; with the shared encoders' raw outputs (before) ARI 0.95x-1.41x, rho 0.804-0.904
+run gives kNN 1.06x-1.12x, ARI 1.01x-1.36x, rho 0.825-0.894 (over five fits 0.867-0.900, above the inputs' 0.825-0.849
+on every seed) and R^2 at most 0.06; at lambda 300 for both (before) ARI 0.88x-1.38x, rho 0.786-0.857, over five fits
+0.862-0.891; with the shared encoders' raw outputs (before) ARI 0.95x-1.41x, rho 0.804-0.904
 and R^2 at most 0.09; with the specific stage's last epoch (before that) ARI 0.99x-1.47x and rho 0.811-0.877; with
 each specific block weighted by what it explains alone (before that) kNN 1.03x-1.08x and ARI 0.74x-1.17x; with ReLU
 (the default before that) kNN 1.02x-1.07x, ARI 0.85x-1.20x, rho 0.763-0.889 and R^2 at most 0.10, and theta's
