@@ -56,8 +56,8 @@ class _Plan(TrainingPlan):
         If a patience is given (and cells are validated), each part stops on its own: once its validation loss has
         not improved by more than ``early_stopping_min_delta`` for ``early_stopping_patience`` validations after
         ``min_steps``, its best epoch so far is final (later epochs no longer change what it keeps), and the stage
-        ends when every part has stopped. Each part then ends as it would trained alone. Pass the trainer's own
-        ``early_stopping=False`` with it.
+        ends when every part has stopped; with ``restore_best`` each part then ends as it would trained alone. Pass
+        the trainer's own ``early_stopping=False`` with it.
     **kwargs
         Further arguments of :class:`scvi.train.TrainingPlan` (``reduce_lr_on_plateau``, ``lr_patience``, ...).
     """
