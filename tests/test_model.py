@@ -167,3 +167,20 @@ def test_unknown_method(small_mdata):
     IndiSeek.setup_mudata(mdata)
     with pytest.raises(ValueError, match="'factorizedcl'"):
         IndiSeek(mdata, method="vae")
+
+
+def test_public_docstrings_have_their_shared_parameters_filled_in():
+    """Every docstring that takes a shared parameter text (docrep's ``%(name)s``) has it substituted."""
+    import inspect
+
+    import indiseek
+
+    objects = [
+        indiseek.IndiSeek,
+        *[getattr(indiseek.IndiSeek, n) for n in dir(indiseek.IndiSeek) if not n.startswith("_")],
+    ]
+    for module in (indiseek.tl, indiseek.pl, indiseek.datasets):
+        objects += [getattr(module, n) for n in getattr(module, "__all__", [])]
+    objects.append(indiseek.fit_specific)
+    unfilled = [getattr(o, "__qualname__", repr(o)) for o in objects if "%(" in (inspect.getdoc(o) or "")]
+    assert not unfilled

@@ -58,13 +58,13 @@ def _warn_if_constant(module: IndiSeekModule) -> None:
             )
 
 
-@dsp.dedent
 def _check_dropout(value: object, name: str) -> None:
     """A probability of dropping a feature: in [0, 1)."""
     if check_real(value, name, minimum=0) >= 1:
         raise ValueError(f"{name} must be below 1 (a probability of dropping a feature), got {value}.")
 
 
+@dsp.dedent
 class IndiSeek(OutputsMixin, RefitMixin, BaseModelClass):
     """Shared and modality-specific representations of paired RNA and protein (CITE-seq) measurements.
 
