@@ -1,3 +1,5 @@
+import inspect
+
 import numpy as np
 import pytest
 import scanpy as sc
@@ -171,10 +173,6 @@ def test_unknown_method(small_mdata):
 
 def test_public_docstrings_have_their_shared_parameters_filled_in():
     """Every docstring that takes a shared parameter text (docrep's ``%(name)s``) has it substituted."""
-    import inspect
-
-    import indiseek
-
     objects = [
         indiseek.IndiSeek,
         *[getattr(indiseek.IndiSeek, n) for n in dir(indiseek.IndiSeek) if not n.startswith("_")],
