@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--method", default="indiseek")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lr", type=float, default=CITESEQ.lr)
-    parser.add_argument("--max-epochs", type=int, default=CITESEQ.max_epochs)
+    parser.add_argument("--max-epochs", type=int, default=None, help="default: the library's (IndiSeek.train)")
     parser.add_argument("--batch-size", type=int, default=CITESEQ.batch_size)
     parser.add_argument("--n-pcs", type=int, default=CITESEQ.n_pcs)
     parser.add_argument("--club-estimator", default=CITESEQ.club_estimator)

@@ -56,11 +56,13 @@ def current_seed() -> int:
 def stage_epochs(max_epochs: int | None, n_batches: int) -> tuple[dict[str, int], int | None]:
     """Epochs of each stage, and the steps the specific stage takes before early stopping may end it.
 
-    A given ``max_epochs`` serves both stages as it is. ``None``: ``CITESEQ.max_epochs`` each, the specific stage's
-    raised to take at least ``CITESEQ.min_specific_steps`` steps of ``n_batches`` per epoch.
+    A given ``max_epochs`` serves both stages as it is. ``None``: ``CITESEQ.max_epochs`` each, or fewer where
+    ``n_batches`` per epoch would pass ``CITESEQ.max_steps``; the specific stage's raised to take at least
+    ``CITESEQ.min_specific_steps`` steps.
     """
     if max_epochs is not None:
         return {"shared": max_epochs, "specific": max_epochs}, None
+    n_batches = max(n_batches, 1)
     steps = CITESEQ.min_specific_steps
-    specific = max(CITESEQ.max_epochs, math.ceil(steps / max(n_batches, 1)))
-    return {"shared": CITESEQ.max_epochs, "specific": specific}, steps
+    epochs = min(CITESEQ.max_epochs, math.ceil(CITESEQ.max_steps / n_batches))
+    return {"shared": epochs, "specific": max(epochs, math.ceil(steps / n_batches))}, steps
