@@ -1,6 +1,7 @@
 """Training on scvi-tools' Lightning stack: arguments reach the trainer, early stopping, checkpoints, DDP, inputs."""
 
 import copy
+import dataclasses
 import json
 import subprocess
 import sys
@@ -61,6 +62,18 @@ def test_early_stopping_stops(small_mdata):
     model.train(max_epochs=20, batch_size=64, seed=0, enable_progress_bar=False, early_stopping_patience=1,
                 early_stopping_min_delta=1e6)  # fmt: skip
     assert model.epochs_trained == {"shared": 2, "specific": 2}
+
+
+def test_the_default_budget_caps_the_steps_of_each_stage(small_mdata, monkeypatch):
+    # With max_epochs unset, a stage runs CITESEQ.max_epochs epochs unless that passes CITESEQ.max_steps minibatch
+    # steps (on many cells), and the specific stage at least CITESEQ.min_specific_steps (on few). The budget is
+    # shrunk here so that the 5 batches of 64 per epoch of the 360 training cells reach both bounds.
+    from indiseek.model import _utils
+
+    monkeypatch.setattr(_utils, "CITESEQ", dataclasses.replace(_utils.CITESEQ, max_steps=10, min_specific_steps=15))
+    model = _fresh(small_mdata)
+    model.train(batch_size=64, seed=0, early_stopping=False, enable_progress_bar=False)
+    assert model.epochs_trained == {"shared": 2, "specific": 3}
 
 
 def test_checkpoint_and_resume_continue_from_the_saved_epoch(small_mdata, tmp_path):

@@ -147,7 +147,8 @@ def _parser() -> argparse.ArgumentParser:
         "--max-epochs",
         type=_int_at_least(1),
         default=None,
-        help="Epochs of each training stage (default: 300, the specific stage at least 6,000 minibatch steps).",
+        help="Epochs of each training stage (default: 300, at most 128,000 minibatch steps, the specific stage at "
+        "least 6,000).",
     )
     run.add_argument("--lr", type=_positive, default=CITESEQ.lr, help="Learning rate.")
     run.add_argument(

@@ -383,10 +383,12 @@ class IndiSeek(OutputsMixin, RefitMixin, BaseModelClass):
         Parameters
         ----------
         max_epochs
-            Epochs of each stage. ``None``: 300 (``CITESEQ.max_epochs``), and the specific stage at least 6,000
-            minibatch steps (``CITESEQ.min_specific_steps``), which early stopping waits for: on fewer than 1,280
-            training cells (at 64 per batch) it runs more epochs, e.g. 3,000 on 177 cells. Too few steps leave ``Z_i``
-            predictive of ``C_{3-i}``; the shared stage, trained that long on few cells, memorises them.
+            Epochs of each stage. ``None``: 300 (``CITESEQ.max_epochs``), or fewer where 300 would pass 128,000
+            minibatch steps (``CITESEQ.max_steps``: beyond about 30,000 cells at 64 per batch; 92 epochs on 100,000
+            cells, 10 on a million), and the specific stage at least 6,000 minibatch steps
+            (``CITESEQ.min_specific_steps``), which early stopping waits for: on fewer than 1,280 training cells (at 64
+            per batch) it runs more epochs, e.g. 3,000 on 177 cells. Too few steps leave ``Z_i`` predictive of
+            ``C_{3-i}``; the shared stage, trained that long on few cells, memorises them.
         lr
             Learning rate of every network. The paper trains at 1e-4 for up to 2,000 epochs.
         accelerator, devices
