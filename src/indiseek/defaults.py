@@ -154,8 +154,8 @@ class CiteseqDefaults(SpecificDefaults):
 #: ``Z_protein`` then keeps the other modality's shared features; the shared stage does not, as CLIP trained that long
 #: memorises the few cells. Each stage takes at most 128,000 steps, 300 epochs up to about 30,000 cells, so that
 #: large files train in bounded time (on 30,000 simulated cells half as many steps lowered theta's rho over five fits
-#: by 0.012-0.024). Hidden layers are leaky ReLUs (paper: ReLU), which cannot die on every cell and leave a specific block
-#: constant.
+#: by 0.012-0.024). Hidden layers are leaky ReLUs (paper: ReLU), which cannot die on every cell and leave a specific
+#: block constant.
 CITESEQ = CiteseqDefaults()
 #: Defaults of the paper's oracle simulations (:func:`~indiseek.fit_specific`, ``indiseek simulate``): 10 specific
 #: features, 5-layer ReLU MLPs of width 100, batches of 100, CLUB's estimator fitted at 3x the encoder's rate.
